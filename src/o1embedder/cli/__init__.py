@@ -1,0 +1,60 @@
+"""``o1emb``: the command line. Each subcommand parses its options and calls one library function.
+
+Subcommands live in their own modules (``cli/<name>.py``), each with ``add_parser(subparsers)``
+registering a ``run(args) -> int`` through ``set_defaults(func=...)``. Error convention: any
+:class:`~o1embedder.errors.O1Error` becomes one line on stderr and exit code 2; bad options too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import O1Error
+from ..log import setup_logging
+
+# In the order ``o1emb --help`` lists them; a module that does not exist (yet) is skipped.
+COMMANDS = ("demo", "index", "search", "eval", "mine", "synthesize", "refine", "train", "serve",
+            "think", "toy")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line (plus where to find help) and exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="o1emb", description="Retrievers that think before they retrieve (O1 Embedder).")
+    parser.add_argument("--version", action="version", version=f"o1embedder {__version__}")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="logging level (default: INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    for name in COMMANDS:
+        if importlib.util.find_spec(f"{__name__}.{name}") is None:
+            continue
+        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    setup_logging(getattr(logging, args.log_level))
+    try:
+        return int(args.func(args) or 0)
+    except O1Error as exc:
+        print(f"o1emb {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"o1emb {args.command}: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,36 @@
+"""Options and helpers shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def add_model_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument("--model", required=required, help="O1 model: a local folder or a hub id")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow the model folder's own Python code to run (off by default)")
+
+
+def add_generation_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("thinking (defaults: the model's settings; reference 3 / 0.1 / 0.9 / 128)")
+    g.add_argument("--n-thoughts", type=int, default=None, help="thoughts sampled per query")
+    g.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy)")
+    g.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
+    g.add_argument("--max-new-tokens", type=int, default=None, help="thought budget in tokens")
+    g.add_argument("--seed", type=int, default=None, help="sampling seed")
+
+
+def think_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    return {"n": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
+            "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+
+
+def load_model(args: argparse.Namespace) -> Any:
+    from ..model import O1Embedder
+
+    return O1Embedder.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                      trust_remote_code=args.trust_remote_code)

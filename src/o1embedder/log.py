@@ -1,0 +1,41 @@
+"""Logging set-up: one ``o1embedder`` logger tree, rank-aware so that only rank 0 talks by default."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def get_logger(name: str) -> logging.Logger:
+    """Return the logger for a module (``o1embedder.<module>``)."""
+    if not name.startswith("o1embedder"):
+        name = f"o1embedder.{name}"
+    return logging.getLogger(name)
+
+
+def _env_rank() -> int:
+    # Read the launcher's variables directly: ``log`` must not import ``distributed``.
+    for key in ("RANK", "LOCAL_RANK"):
+        value = os.environ.get(key)
+        if value is not None and value.isdigit():
+            return int(value)
+    return 0
+
+
+def setup_logging(level: int | str = logging.INFO, *, all_ranks: bool = False) -> None:
+    """Configure the ``o1embedder`` logger: INFO on rank 0, WARNING on other ranks unless ``all_ranks``."""
+    root = logging.getLogger("o1embedder")
+    if isinstance(level, str):
+        level = logging.getLevelName(level.upper())
+    rank = _env_rank()
+    if rank != 0 and not all_ranks:
+        level = max(int(level), logging.WARNING)
+    root.setLevel(level)
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        prefix = f"[rank {rank}] " if rank else ""
+        handler.setFormatter(logging.Formatter(prefix + _FORMAT, datefmt="%H:%M:%S"))
+        root.addHandler(handler)
+    root.propagate = False

@@ -1,0 +1,285 @@
+"""``O1Embedder``: the library's front door - load, think, embed, save."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from ..log import get_logger
+from ..templates import Template, TemplateConfig
+from . import loading
+from .settings import O1Settings, ThinkConfig
+from .thinking import Thinker, left_pad, positions_from_mask
+
+logger = get_logger(__name__)
+Doc = str | dict[str, Any]
+
+
+def _check_queries(queries: Any) -> list[str]:
+    if isinstance(queries, str):
+        raise InputError("queries must be a list of strings, not one string (wrap it in a list)")
+    queries = list(queries)
+    if not queries:
+        raise InputError("no queries given (empty list)")
+    for i, q in enumerate(queries):
+        if not isinstance(q, str):
+            raise InputError(f"query {i} is a {type(q).__name__}, not a string")
+        if not q.strip():
+            raise InputError(f"query {i} is empty")
+    return queries
+
+
+def _progress(total: int, desc: str, show: bool | None) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="it", disable=not (show if show is not None else total >= 10))
+
+
+class O1Embedder:
+    """One causal LM that thinks about a query, then embeds query + thought (documents never think).
+
+    >>> model = O1Embedder.from_pretrained("path/to/o1-model")      # doctest: +SKIP
+    >>> docs = model.encode_corpus([{"title": "Tokyo Tower", "text": "..."}])  # doctest: +SKIP
+    >>> q = model.encode_queries(["who designed Tokyo Tower?"])     # doctest: +SKIP
+    >>> scores = q @ docs.T                                          # doctest: +SKIP
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, settings: O1Settings | None = None) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.settings = settings or O1Settings()
+        self.template = Template(tokenizer, self.settings.template)
+        self.model.eval()
+
+    # -- loading / saving ---------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path: str | os.PathLike[str], *, device: Any = None, dtype: Any = None,
+                        trust_remote_code: bool = False, template: TemplateConfig | None = None,
+                        think: ThinkConfig | None = None) -> O1Embedder:
+        """Load an O1 model saved by us, the authors' released format, or a plain causal LM.
+
+        A plain LM gets the four special tokens added (mean-initialised, with a warning: untrained).
+        ``device`` defaults to CUDA when available; ``dtype`` to bfloat16 there, float32 on CPU.
+        """
+        path = os.fspath(path)
+        loading._check_source(path)
+        device = loading.resolve_device(device)
+        dtype = loading.resolve_dtype(dtype, device)
+        settings = loading.read_settings(path) or O1Settings()
+        if template is not None:
+            settings.template = template
+        if think is not None:
+            settings.think = think.validate()
+        tokenizer = loading.load_tokenizer(path, trust_remote_code=trust_remote_code)
+        model = loading.load_causal_lm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        if not loading.has_special_tokens(tokenizer, settings.template.special_tokens):
+            loading.add_special_tokens(model, tokenizer, settings.template.special_tokens)
+        return cls(model, tokenizer, settings)
+
+    def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
+        """Save weights (safetensors), tokenizer and ``o1embedder.json``; ``from_pretrained`` restores it."""
+        loading.save(self.model, self.tokenizer, self.settings, directory)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_input_embeddings().weight.shape[1])
+
+    def fingerprint(self) -> str:
+        """A short hash of config, tokenizer, settings and a sample of every weight tensor.
+
+        Cheap (reads at most 64 values per tensor), yet two differently trained models differ.
+        """
+        h = hashlib.sha256()
+        h.update(self.model.config.to_json_string(use_diff=False).encode())
+        h.update(json.dumps(self.settings.template.to_dict(), sort_keys=True).encode())
+        h.update(f"{len(self.tokenizer)}|{self.settings.pooling}|{self.settings.normalize}".encode())
+        for name, param in self.model.state_dict().items():
+            sample = param.detach().reshape(-1)[:64].float().cpu().numpy()
+            h.update(name.encode())
+            h.update(np.round(sample, 5).tobytes())
+        return h.hexdigest()[:16]
+
+    # -- embedding -----------------------------------------------------------------------------
+    def _decoder(self) -> Any:
+        return self.model.get_decoder()
+
+    def _finish(self, hidden: torch.Tensor) -> torch.Tensor:
+        hidden = hidden.float()
+        if self.settings.normalize:
+            hidden = torch.nn.functional.normalize(hidden, dim=-1)
+        return hidden
+
+    @torch.no_grad()
+    def embed_ids(self, seqs: Sequence[Sequence[int]], *, batch_size: int = 32,
+                  show_progress: bool | None = None, desc: str = "encode") -> np.ndarray:
+        """Vectors at the last token of each id sequence (which must be ``<emb>``): [N, H] float32.
+
+        Sequences are sorted by length so each batch pads little; the output keeps the input order.
+        """
+        order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+        out = np.empty((len(seqs), self.dim), dtype=np.float32)
+        decoder, pad = self._decoder(), self.tokenizer.pad_token_id
+        with _progress(len(seqs), desc, show_progress) as bar:
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                ids, mask = left_pad([seqs[i] for i in idx], pad, self.device)
+                hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
+                                 use_cache=False).last_hidden_state[:, -1]       # [b, H]
+                out[idx] = self._finish(hidden).cpu().numpy()
+                bar.update(len(idx))
+        return out
+
+    def encode_corpus(self, docs: Sequence[Doc], *, batch_size: int = 32, max_length: int | None = None,
+                      show_progress: bool | None = None) -> np.ndarray:
+        """Embed documents (strings or ``{title, text}`` records) without thinking -> [N, H] float32."""
+        if isinstance(docs, (str, dict)):
+            raise InputError("docs must be a list of documents, not a single document")
+        docs = list(docs)
+        if not docs:
+            raise InputError("no documents given (empty list)")
+        template = self.template
+        if max_length is not None:
+            template = Template(self.tokenizer, replace(self.settings.template, max_passage_tokens=max_length))
+        seqs = []
+        for i, doc in enumerate(docs):
+            try:
+                seqs.append(template.document_ids(doc))
+            except InputError as exc:
+                raise InputError(f"document {i}: {exc}") from None
+        return self.embed_ids(seqs, batch_size=batch_size, show_progress=show_progress, desc="documents")
+
+    # -- thinking ------------------------------------------------------------------------------
+    def _think_config(self, **overrides: Any) -> ThinkConfig:
+        # ``None`` means "the model's default" (settings.think); set settings.think.seed = None for
+        # fresh randomness on every call.
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return replace(self.settings.think, **given).validate()
+
+    @staticmethod
+    def sample_keys(queries: Sequence[str], n: int, seed: int | None) -> torch.Tensor:
+        """Per (query, sample) random keys [len(queries) * n]: a query's key depends on its text only."""
+        salt = os.urandom(8).hex() if seed is None else str(seed)
+        keys = []
+        for q in queries:
+            for j in range(n):
+                digest = hashlib.sha256(f"{salt}|{j}|{q}".encode()).digest()
+                keys.append(int.from_bytes(digest[:4], "little"))
+        return torch.tensor(keys, dtype=torch.long)
+
+    def _think(self, queries: list[str], cfg: ThinkConfig, *, embed: bool, batch_size: int,
+               show_progress: bool | None) -> tuple[list[list[list[int]]], np.ndarray | None]:
+        """Thought ids per query and sample, and (if ``embed``) the per-sample vectors [Q, n, H]."""
+        prompts = [self.template.query_prompt_ids(q) for q in queries]
+        order = sorted(range(len(queries)), key=lambda i: -len(prompts[i]))
+        n = cfg.n_thoughts
+        thoughts: list[list[list[int]]] = [[] for _ in queries]
+        vectors = np.empty((len(queries), n, self.dim), dtype=np.float32) if embed else None
+        thinker = Thinker(self._decoder(), self.model.get_output_embeddings(), eos_id=self.template.eos_id,
+                          emb_id=self.template.emb_id, pad_id=self.tokenizer.pad_token_id)
+        with _progress(len(queries), "thinking", show_progress) as bar:
+            for start in range(0, len(order), batch_size):
+                idx = order[start:start + batch_size]
+                batch = [prompts[i] for i in idx]
+                budgets = [min(cfg.max_new_tokens, self.template.thought_budget(len(p))) for p in batch]
+                keys = self.sample_keys([queries[i] for i in idx], n, cfg.seed)
+                result = thinker.run(batch, budgets, cfg, keys, embed=embed)
+                for j, i in enumerate(idx):
+                    thoughts[i] = result.thought_ids[j * n:(j + 1) * n]
+                if vectors is not None and result.vectors is not None:
+                    vectors[idx] = self._finish(result.vectors).reshape(len(idx), n, -1).cpu().numpy()
+                bar.update(len(idx))
+        return thoughts, vectors
+
+    def _decode(self, thought_ids: list[list[list[int]]]) -> list[list[str]]:
+        return [[self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in per_query]
+                for per_query in thought_ids]
+
+    def generate_thoughts(self, queries: Sequence[str], n: int | None = None, *,
+                          temperature: float | None = None, top_p: float | None = None,
+                          max_new_tokens: int | None = None, seed: int | None = None,
+                          batch_size: int = 16, show_progress: bool | None = None) -> list[list[str]]:
+        """Sample ``n`` thoughts per query (defaults from the model's settings) -> texts [Q][n]."""
+        queries = _check_queries(queries)
+        cfg = self._think_config(n_thoughts=n, temperature=temperature, top_p=top_p,
+                                 max_new_tokens=max_new_tokens, seed=seed)
+        ids, _ = self._think(queries, cfg, embed=False, batch_size=batch_size, show_progress=show_progress)
+        return self._decode(ids)
+
+    @staticmethod
+    def _mean_of_normalised(vectors: np.ndarray) -> np.ndarray:
+        """[Q, n, H] normalised sample vectors -> [Q, H]: their mean, re-normalised."""
+        mean = vectors.mean(axis=1)
+        return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
+
+    def _embed_given_thoughts(self, queries: list[str], thoughts: Sequence[Any], batch_size: int,
+                              show_progress: bool | None) -> tuple[np.ndarray, list[list[str]]]:
+        if len(thoughts) != len(queries):
+            raise InputError(f"got {len(thoughts)} thoughts for {len(queries)} queries")
+        per_query = [[t] if isinstance(t, str) else list(t) for t in thoughts]
+        seqs, owner = [], []
+        for i, (q, ts) in enumerate(zip(queries, per_query)):
+            if not ts or not all(isinstance(t, str) for t in ts):
+                raise InputError(f"thoughts for query {i} must be a string or a non-empty list of strings")
+            for t in ts:
+                seqs.append(self.template.query_ids(q, t)[0])
+                owner.append(i)
+        flat = self.embed_ids(seqs, batch_size=batch_size, show_progress=show_progress, desc="queries")
+        out = np.zeros((len(queries), flat.shape[1]), dtype=np.float32)
+        np.add.at(out, np.asarray(owner), flat)
+        if self.settings.normalize:
+            out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+        else:
+            out /= np.bincount(owner, minlength=len(queries))[:, None]
+        return out, per_query
+
+    def encode_queries(self, queries: Sequence[str], *, think: bool = True,
+                       thoughts: Sequence[str | Sequence[str]] | None = None, n_thoughts: int | None = None,
+                       temperature: float | None = None, top_p: float | None = None,
+                       max_new_tokens: int | None = None, seed: int | None = None, batch_size: int = 16,
+                       return_thoughts: bool = False, show_progress: bool | None = None) -> Any:
+        """Embed queries -> [Q, H] float32 (and the thoughts [Q][n] with ``return_thoughts``).
+
+        - ``think=True``: sample ``n_thoughts`` thoughts per query and embed each on the generation's
+          own KV cache (no second pass); the vector is the re-normalised mean of the sample vectors.
+        - ``think=False``: the no-thinking vector ``<query>q</query><thought><emb>``.
+        - ``thoughts=[...]``: embed with given thought texts (one string or a list per query), e.g.
+          thoughts written by another model.
+        """
+        queries = _check_queries(queries)
+        if thoughts is not None:
+            vecs, texts = self._embed_given_thoughts(queries, thoughts, batch_size * 4, show_progress)
+        elif not think:
+            seqs = [self.template.query_ids(q, None)[0] for q in queries]
+            vecs = self.embed_ids(seqs, batch_size=batch_size * 4, show_progress=show_progress, desc="queries")
+            texts = [[] for _ in queries]
+        else:
+            cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
+                                     max_new_tokens=max_new_tokens, seed=seed)
+            ids, per_sample = self._think(queries, cfg, embed=True, batch_size=batch_size,
+                                          show_progress=show_progress)
+            assert per_sample is not None
+            vecs = self._mean_of_normalised(per_sample) if self.settings.normalize else per_sample.mean(1)
+            texts = self._decode(ids) if return_thoughts else []
+        return (vecs, texts) if return_thoughts else vecs
+
+    # -- names the ecosystem expects -----------------------------------------------------------
+    def encode_query(self, queries: Sequence[str], **kwargs: Any) -> Any:
+        """Alias of :meth:`encode_queries` (sentence-transformers style)."""
+        return self.encode_queries(queries, **kwargs)
+
+    def encode_document(self, docs: Sequence[Doc], **kwargs: Any) -> np.ndarray:
+        """Alias of :meth:`encode_corpus` (sentence-transformers style)."""
+        return self.encode_corpus(docs, **kwargs)
+
+    encode_documents = encode_document

@@ -1,0 +1,167 @@
+"""Loading and saving the causal LM + tokenizer behind an :class:`~o1embedder.model.O1Embedder`.
+
+Three kinds of checkpoint load through one function:
+
+a. saved by o1embedder: has ``o1embedder.json``; its settings are restored exactly;
+b. the authors' released format (a merged causal LM whose tokenizer already holds ``<query>``,
+   ``</query>``, ``<thought>``, ``<emb>``): used as it is, no second copy of the tokens;
+c. a plain base LM: the four tokens are added, their embedding rows (input and output) set to the
+   mean of the existing rows, and a warning says they are untrained.
+
+Weights are read from safetensors only (never unpickled), and ``trust_remote_code`` is off unless asked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, ModelError
+from ..formats import SPECIAL_TOKENS, atomic_write
+from ..log import get_logger
+from .settings import SETTINGS_FILE, O1Settings
+
+logger = get_logger(__name__)
+
+
+def resolve_device(device: Any = None) -> Any:
+    import torch
+
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise InputError(f"unknown device {device!r}: {exc}") from None
+
+
+def resolve_dtype(dtype: Any, device: Any) -> Any:
+    """``None``/"auto" -> bfloat16 on a GPU that supports it, else float32."""
+    import torch
+
+    if dtype is None or dtype == "auto":
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in names:
+        raise InputError(f"unknown dtype {dtype!r} (choose from {sorted(names)})")
+    return names[dtype]
+
+
+def _check_source(path: str) -> None:
+    local = Path(path).expanduser()
+    if local.exists():
+        if not local.is_dir():
+            raise ModelError(f"{path}: a model must be a folder (Hugging Face format), not a file")
+        if not (local / "config.json").is_file():
+            raise ModelError(f"{path}: no config.json here; not a Hugging Face model folder")
+        if not any(local.glob("*.safetensors")):
+            if any(local.glob("*.bin")) or any(local.glob("*.pt")):
+                raise ModelError(f"{path}: only pickled weights (*.bin/*.pt) found; o1embedder loads "
+                                 "safetensors only (convert with save_pretrained(safe_serialization=True))")
+            raise ModelError(f"{path}: no *.safetensors weights found")
+        return
+    looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        raise ModelError(f"{path}: model folder not found")
+
+
+def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: could not load the tokenizer: {exc}") from None
+    if tokenizer.eos_token_id is None:
+        raise ModelError(f"{path}: the tokenizer has no EOS token")
+    if tokenizer.pad_token_id is None:
+        # Padding positions are always masked, so reusing EOS as the pad id is harmless here.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_causal_lm(path: str, *, device: Any, dtype: Any, trust_remote_code: bool = False) -> Any:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, config=config, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
+    except ValueError as exc:
+        if "Unrecognized configuration class" in str(exc):
+            kind = getattr(locals().get("config"), "model_type", "?")
+            raise ModelError(f"{path}: model type {kind!r} is not a causal LM (no LM head); O1 Embedder "
+                             "needs a decoder that can generate") from None
+        raise ModelError(f"{path}: could not load the model: {exc}") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: could not load the model: {exc}") from None
+    if model.get_output_embeddings() is None:
+        raise ModelError(f"{path}: the model has no LM head; O1 Embedder needs a causal LM")
+    return model.to(device).eval()
+
+
+def has_special_tokens(tokenizer: Any, tokens: tuple[str, ...] = SPECIAL_TOKENS) -> bool:
+    vocab = tokenizer.get_vocab()
+    return all(t in vocab for t in tokens)
+
+
+def add_special_tokens(model: Any, tokenizer: Any, tokens: tuple[str, ...] = SPECIAL_TOKENS) -> int:
+    """Add the four tokens; new input/output embedding rows start at the mean of the old rows.
+
+    Why the mean and not random: a random row can dominate attention and the LM head's softmax at
+    first; the mean row behaves like an average token, which is a calmer start for fine-tuning
+    (``resize_token_embeddings(mean_resizing=True)`` would instead sample around the mean).
+    """
+    import torch
+
+    missing = [t for t in tokens if t not in tokenizer.get_vocab()]
+    if not missing:
+        return 0
+    tokenizer.add_tokens(missing, special_tokens=True)  # same call in transformers 4.x and 5.x
+    old = model.get_input_embeddings().weight.shape[0]
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    with torch.no_grad():
+        embeddings = [model.get_input_embeddings().weight]
+        out = model.get_output_embeddings()
+        if out is not None and out.weight.data_ptr() != embeddings[0].data_ptr():
+            embeddings.append(out.weight)
+        for weight in embeddings:
+            weight[old:] = weight[:old].float().mean(dim=0).to(weight.dtype)
+    logger.warning("added %d special tokens %s with mean-initialised rows: this model is untrained "
+                   "for O1 Embedder until fine-tuned", len(missing), missing)
+    return len(missing)
+
+
+def read_settings(path: str) -> O1Settings | None:
+    file = Path(path).expanduser() / SETTINGS_FILE
+    if not file.is_file():
+        return None
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{file}: invalid JSON: {exc}") from None
+    try:
+        return O1Settings.from_dict(data)
+    except (InputError, TypeError) as exc:
+        raise ModelError(f"{file}: {exc}") from None
+
+
+def save(model: Any, tokenizer: Any, settings: O1Settings, directory: str | os.PathLike[str]) -> None:
+    """HF format (safetensors) + tokenizer + ``o1embedder.json``, written last as the completion mark."""
+    from .. import __version__
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    settings.library_version = __version__
+    with atomic_write(directory / SETTINGS_FILE) as handle:
+        json.dump(settings.to_dict(), handle, indent=2)
+        handle.write("\n")

@@ -1,0 +1,77 @@
+"""Settings saved beside every O1 model (``o1embedder.json``) so that loading restores them exactly."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from ..errors import InputError
+from ..templates import TemplateConfig
+
+SETTINGS_FILE = "o1embedder.json"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class ThinkConfig:
+    """How queries think. Defaults follow the reference inference code."""
+
+    n_thoughts: int = 3
+    """Thoughts sampled per query; the query vector is the mean of their normalised vectors."""
+    temperature: float = 0.1
+    """Sampling temperature; 0 means greedy decoding."""
+    top_p: float = 0.9
+    """Nucleus sampling mass."""
+    max_new_tokens: int = 128
+    """Thought budget in tokens (EOS is added when it runs out)."""
+    seed: int | None = 0
+    """Seed of the sampler; ``None`` draws a fresh one each call (not reproducible)."""
+
+    def validate(self) -> ThinkConfig:
+        if not isinstance(self.n_thoughts, int) or self.n_thoughts < 1:
+            raise InputError(f"n_thoughts must be an integer >= 1, got {self.n_thoughts!r}")
+        if not isinstance(self.temperature, (int, float)) or self.temperature < 0:
+            raise InputError(f"temperature must be >= 0, got {self.temperature!r}")
+        if not isinstance(self.top_p, (int, float)) or not 0 < self.top_p <= 1:
+            raise InputError(f"top_p must be in (0, 1], got {self.top_p!r}")
+        if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
+            raise InputError(f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}")
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise InputError(f"seed must be an integer or None, got {self.seed!r}")
+        return self
+
+
+def _from_dict(cls: type, data: dict[str, Any], what: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise InputError(f"unknown {what} settings: {sorted(unknown)}")
+    return cls(**data)
+
+
+@dataclass
+class O1Settings:
+    """Everything besides the weights that decides what vector a text gets."""
+
+    template: TemplateConfig = field(default_factory=TemplateConfig)
+    think: ThinkConfig = field(default_factory=ThinkConfig)
+    pooling: str = "emb_token"
+    """Final-layer hidden state (after the final norm) at the ``<emb>`` token."""
+    normalize: bool = True
+    """L2-normalise vectors (inner product = cosine)."""
+    library_version: str = ""
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> O1Settings:
+        data = dict(data)
+        template = TemplateConfig.from_dict(data.pop("template", {}))
+        think = _from_dict(ThinkConfig, data.pop("think", {}), "think")
+        settings = _from_dict(cls, data, "model")
+        settings.template, settings.think = template, think
+        if settings.pooling != "emb_token":
+            raise InputError(f"unknown pooling {settings.pooling!r} (supported: 'emb_token')")
+        return settings

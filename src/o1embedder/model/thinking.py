@@ -1,0 +1,160 @@
+"""Thinking and embedding on the same KV cache.
+
+The reference code generates a thought, decodes it to text, re-tokenises prompt + thought and runs
+the model a second time to read the hidden state at ``<emb>``. Here generation keeps its KV cache and,
+once a row has produced EOS (or run out of budget, in which case EOS is appended), ``<emb>`` is fed
+as one more step at the right position: the vector is the same as re-encoding (to float tolerance)
+and the query side is not paid for twice.
+
+Padding: prompts are left-padded. A row that has finished keeps receiving pad tokens while others
+generate; those slots get attention-mask 0 and do not advance the row's position ids, so the row's
+real tokens see exactly the context of an unpadded ``prompt + thought + EOS + <emb>`` sequence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .settings import ThinkConfig
+
+
+def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad id lists -> ``input_ids`` [B, T] and ``attention_mask`` [B, T]."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        if seq:
+            ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that count only real tokens (pads get 0): [B, T] -> [B, T]."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """An integer hash of 32-bit values held in int64 (constants < 2**31, so products never overflow)."""
+    x = x & _MASK32
+    x = ((x ^ (x >> 16)) * 0x7FEB352D) & _MASK32
+    x = ((x ^ (x >> 15)) * 0x45D9F3B) & _MASK32
+    return x ^ (x >> 16)
+
+
+def row_noise(keys: torch.Tensor, step: int, token_ids: torch.Tensor) -> torch.Tensor:
+    """Uniform (0, 1) noise per (row key, step, token id): [B], [B, K] -> [B, K] float64.
+
+    Counter-based, so a row's randomness depends on its own key only: a query samples the same
+    thoughts whichever other queries share its batch (the thought cache and the server's
+    micro-batching rely on this), unlike a shared ``torch.Generator`` whose stream is consumed
+    by every row of the batch.
+    """
+    base = _mix32(keys + step * 0x9E3779B1)                                        # [B]
+    x = _mix32(base[:, None] ^ ((token_ids * 0x27D4EB2F) & _MASK32))               # [B, K]
+    return (x.double() + 0.5) / 2.0**32
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, keys: torch.Tensor,
+                step: int) -> torch.Tensor:
+    """One token per row from ``logits`` [B, V] -> [B]; temperature 0 is greedy.
+
+    Nucleus (top-p) sampling through the Gumbel-max trick: among the smallest set of most probable
+    tokens whose mass reaches ``top_p``, pick argmax(log p - log(-log u)), u from :func:`row_noise`.
+    """
+    if temperature == 0:
+        return logits.argmax(dim=-1)
+    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+    sorted_logp, order = logp.sort(dim=-1, descending=True)                        # [B, V]
+    probs = sorted_logp.exp()
+    keep = (probs.cumsum(-1) - probs) < top_p                                      # first is always kept
+    width = int(keep.sum(-1).max())
+    cand_logp, cand_ids = sorted_logp[:, :width], order[:, :width]                 # [B, K]
+    gumbel = -torch.log(-torch.log(row_noise(keys, step, cand_ids)))
+    score = torch.where(keep[:, :width], cand_logp.double() + gumbel, -torch.inf)
+    return cand_ids.gather(1, score.argmax(-1, keepdim=True)).squeeze(-1)
+
+
+@dataclass
+class ThinkResult:
+    """Per sampled row (query-major: query i's samples are rows i*n .. i*n+n-1)."""
+
+    thought_ids: list[list[int]]
+    """Generated thought ids, EOS excluded."""
+    hit_budget: list[bool]
+    """True where the budget ran out and EOS was appended."""
+    vectors: torch.Tensor | None
+    """[B*n, H] hidden states at ``<emb>`` (not normalised); ``None`` when not asked for."""
+
+
+class Thinker:
+    """Runs the generation loop for a decoder + LM head and the special ids of a template."""
+
+    def __init__(self, decoder: Any, lm_head: Any, *, eos_id: int, emb_id: int, pad_id: int) -> None:
+        self.decoder, self.lm_head = decoder, lm_head
+        self.eos_id, self.emb_id, self.pad_id = eos_id, emb_id, pad_id
+
+    def _step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> Any:
+        return self.decoder(input_ids=ids, attention_mask=mask, position_ids=pos,
+                            past_key_values=cache, use_cache=True)
+
+    @torch.no_grad()
+    def run(self, prompts: Sequence[Sequence[int]], budgets: Sequence[int], cfg: ThinkConfig,
+            keys: torch.Tensor, *, embed: bool = True) -> ThinkResult:
+        """Think ``cfg.n_thoughts`` times per prompt; ``budgets[i]`` caps prompt i's thought length.
+
+        ``keys`` [B*n] are the per-sample random keys (see :func:`row_noise`).
+        """
+        device = next(self.decoder.parameters()).device
+        n = cfg.n_thoughts
+        ids, mask = left_pad(prompts, self.pad_id, device)
+        out = self._step(ids, mask, positions_from_mask(mask), None)
+        cache, hidden = out.past_key_values, out.last_hidden_state[:, -1]           # [B, H]
+        if n > 1:  # prefill once per query, then copy the cache for each sample
+            cache.batch_repeat_interleave(n)
+            hidden, mask = hidden.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
+        rows = hidden.shape[0]
+        keys = keys.to(device)
+        budget = torch.tensor(budgets, device=device).repeat_interleave(n)         # [B*n]
+        next_pos = mask.sum(-1)                                                    # [B*n]
+        count = torch.zeros(rows, dtype=torch.long, device=device)
+        done = budget <= 0
+        saw_eos = torch.zeros(rows, dtype=torch.bool, device=device)
+        steps: list[torch.Tensor] = []
+        while not bool(done.all()):
+            logits = self.lm_head(hidden).float()                                  # [B*n, V]
+            token = sample_next(logits, cfg.temperature, cfg.top_p, keys, len(steps))
+            token = torch.where(done, torch.full_like(token, self.pad_id), token)
+            live = ~done
+            steps.append(torch.where(live & (token != self.eos_id), token, -1))
+            mask = torch.cat([mask, live.long()[:, None]], dim=1)
+            out = self._step(token[:, None], mask, next_pos[:, None], cache)
+            cache, hidden = out.past_key_values, out.last_hidden_state[:, -1]
+            is_eos = live & (token == self.eos_id)
+            next_pos, count = next_pos + live.long(), count + (live & ~is_eos).long()
+            saw_eos = saw_eos | is_eos
+            done = done | is_eos | (count >= budget)
+        table = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(rows)]  # [B*n, S]
+        thought_ids = [[t for t in row if t >= 0] for row in table]
+        vectors = self._feed_emb(mask, next_pos, ~saw_eos, cache) if embed else None
+        return ThinkResult(thought_ids, (~saw_eos).tolist(), vectors)
+
+    def _feed_emb(self, mask: torch.Tensor, next_pos: torch.Tensor, need_eos: torch.Tensor,
+                  cache: Any) -> torch.Tensor:
+        """Feed ``[EOS if the budget ran out else pad(masked), <emb>]``; return the state at ``<emb>``."""
+        rows = mask.shape[0]
+        first = torch.where(need_eos, self.eos_id, self.pad_id)
+        ids = torch.stack([first, torch.full_like(first, self.emb_id)], dim=1)       # [B*n, 2]
+        step_mask = torch.stack([need_eos.long(), torch.ones(rows, dtype=torch.long,
+                                                             device=mask.device)], dim=1)
+        pos = torch.stack([next_pos, next_pos + need_eos.long()], dim=1)
+        out = self._step(ids, torch.cat([mask, step_mask], dim=1), pos, cache)
+        return out.last_hidden_state[:, -1]
