@@ -213,3 +213,237 @@ def read_training_rows(path: str | os.PathLike[str], *, require_pos: bool = True
     if not rows:
         raise InputError("no rows (empty file)", path=path)
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# BEIR folders: corpus.jsonl, queries.jsonl, qrels/{split}.tsv (each optionally gzipped)
+# ---------------------------------------------------------------------------------------------
+
+QRELS_HEADER = ("query-id", "corpus-id", "score")
+
+
+@dataclass
+class BeirDataset:
+    """One split of a BEIR folder: the corpus, the judged queries of the split, and their qrels.
+
+    ``corpus`` maps doc id -> ``{"title", "text"}`` (file order); ``queries`` holds only the queries
+    that the split judges (BEIR practice), in qrels order; ``qrels`` maps query id -> doc id -> grade.
+    """
+
+    name: str
+    path: Path
+    split: str
+    corpus: dict[str, dict[str, str]]
+    queries: dict[str, str]
+    qrels: dict[str, dict[str, int]]
+
+
+def find_data_file(folder: str | os.PathLike[str], name: str) -> Path:
+    """``folder/name`` or ``folder/name.gz``, whichever exists; else an :class:`InputError`."""
+    folder = Path(folder)
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise InputError(f"no {name} (or {name}.gz) in this folder", path=folder)
+
+
+def _record_id(obj: dict[str, Any], where: dict[str, Any]) -> str:
+    value = obj.get("_id")
+    if value is None:
+        raise InputError("missing", field="_id", **where)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise InputError(f"expected a non-empty string, got {value!r}", field="_id", **where)
+    return str(value)
+
+
+def _record_str(obj: dict[str, Any], name: str, where: dict[str, Any], *, required: bool) -> str:
+    value = obj.get(name)
+    if value is None:
+        if required:
+            raise InputError("missing", field=name, **where)
+        return ""
+    if not isinstance(value, str):
+        raise InputError(f"expected a string, got {type(value).__name__}", field=name, **where)
+    return value
+
+
+def read_beir_corpus(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """Read ``corpus.jsonl[.gz]``: ``{_id, title?, text}`` per line -> ``{id: {title, text}}``.
+
+    Duplicate ids and an empty corpus are errors; empty documents are kept with a counted warning.
+    """
+    corpus: dict[str, dict[str, str]] = {}
+    lines: dict[str, int] = {}
+    empty = 0
+    for line_no, obj in iter_jsonl(path):
+        where = {"path": path, "line": line_no}
+        doc_id = _record_id(obj, where)
+        if doc_id in corpus:
+            raise InputError(f"duplicate id {doc_id!r} (first on line {lines[doc_id]})", field="_id", **where)
+        doc = {"title": _record_str(obj, "title", where, required=False),
+               "text": _record_str(obj, "text", where, required=True)}
+        empty += not (doc["title"].strip() or doc["text"].strip())
+        corpus[doc_id], lines[doc_id] = doc, line_no
+    if not corpus:
+        raise InputError("empty corpus (no documents)", path=path)
+    if empty:
+        _log().warning("%s: %d empty documents (kept; they match nothing)", path, empty)
+    return corpus
+
+
+def read_beir_queries(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Read ``queries.jsonl[.gz]``: ``{_id, text}`` per line -> ``{id: text}``; duplicates are errors."""
+    queries: dict[str, str] = {}
+    lines: dict[str, int] = {}
+    for line_no, obj in iter_jsonl(path):
+        where = {"path": path, "line": line_no}
+        qid = _record_id(obj, where)
+        if qid in queries:
+            raise InputError(f"duplicate id {qid!r} (first on line {lines[qid]})", field="_id", **where)
+        text = _record_str(obj, "text", where, required=True)
+        if not text.strip():
+            raise InputError("empty query", field="text", **where)
+        queries[qid], lines[qid] = text, line_no
+    if not queries:
+        raise InputError("no queries (empty file)", path=path)
+    return queries
+
+
+def iter_qrels(path: str | os.PathLike[str]) -> Iterator[tuple[int, str, str, int]]:
+    """Yield ``(line, query_id, doc_id, grade)`` from a BEIR qrels TSV (header line required)."""
+    with open_text(path) as handle:
+        header_seen = False
+        for line_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            fields = line.rstrip("\r\n").split("\t")
+            if not header_seen:
+                header_seen = True
+                if tuple(f.strip().lower() for f in fields) != QRELS_HEADER:
+                    raise InputError("qrels header missing or wrong (expected 'query-id<TAB>corpus-id<TAB>"
+                                     f"score', got {line.strip()[:60]!r})", path=path, line=line_no)
+                continue
+            if len(fields) != 3 or not fields[0].strip() or not fields[1].strip():
+                raise InputError(f"expected 3 tab-separated fields (query-id, corpus-id, score), got "
+                                 f"{len(fields)}", path=path, line=line_no)
+            try:
+                grade = int(fields[2])
+            except ValueError:
+                raise InputError(f"score must be an integer, got {fields[2]!r}", path=path, line=line_no,
+                                 field="score") from None
+            yield line_no, fields[0].strip(), fields[1].strip(), grade
+        if not header_seen:
+            raise InputError("empty qrels file", path=path)
+
+
+def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
+    """Read a BEIR qrels TSV -> ``{query_id: {doc_id: grade}}``; a repeated pair keeps the last grade."""
+    qrels: dict[str, dict[str, int]] = {}
+    repeated = 0
+    for _, qid, doc_id, grade in iter_qrels(path):
+        judged = qrels.setdefault(qid, {})
+        repeated += doc_id in judged
+        judged[doc_id] = grade
+    if not qrels:
+        raise InputError("no judgements (only a header)", path=path)
+    if repeated:
+        _log().warning("%s: %d repeated (query, doc) pairs; kept the last grade (BEIR practice)", path, repeated)
+    return qrels
+
+
+def beir_splits(folder: str | os.PathLike[str]) -> list[str]:
+    """The splits a BEIR folder has (``qrels/*.tsv[.gz]``), sorted."""
+    qrels_dir = Path(folder) / "qrels"
+    if not qrels_dir.is_dir():
+        return []
+    names = (p.name.removesuffix(".gz") for p in qrels_dir.iterdir())
+    return sorted(n.removesuffix(".tsv") for n in names if n.endswith(".tsv"))
+
+
+def load_beir(folder: str | os.PathLike[str], split: str = "test", *, strict: bool = True,
+              with_corpus: bool = True) -> BeirDataset:
+    """Load one split of a BEIR folder, cross-checked: every judged query and doc must exist.
+
+    With ``strict=False`` a judgement naming a missing doc is kept with a counted warning (BEIR's own
+    loader does not check; the doc then counts as relevant and never retrieved).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError("not a BEIR folder (expected corpus.jsonl, queries.jsonl, qrels/)", path=folder)
+    splits = beir_splits(folder)
+    if split not in splits:
+        raise InputError(f"unknown split {split!r} (available: {', '.join(splits) or 'none'})",
+                         path=folder / "qrels")
+    qrels_path = find_data_file(folder / "qrels", f"{split}.tsv")
+    all_queries = read_beir_queries(find_data_file(folder, "queries.jsonl"))
+    corpus = read_beir_corpus(find_data_file(folder, "corpus.jsonl")) if with_corpus else {}
+    qrels: dict[str, dict[str, int]] = {}
+    missing_docs = 0
+    for line_no, qid, doc_id, grade in iter_qrels(qrels_path):
+        if qid not in all_queries:
+            raise InputError(f"query id {qid!r} is not in queries.jsonl", path=qrels_path, line=line_no)
+        if with_corpus and doc_id not in corpus:
+            if strict:
+                raise InputError(f"doc id {doc_id!r} is not in the corpus", path=qrels_path, line=line_no)
+            missing_docs += 1
+        qrels.setdefault(qid, {})[doc_id] = grade
+    if not qrels:
+        raise InputError("no judgements (only a header)", path=qrels_path)
+    if missing_docs:
+        _log().warning("%s: %d judgements name docs missing from the corpus (kept)", qrels_path, missing_docs)
+    queries = {qid: all_queries[qid] for qid in qrels}
+    return BeirDataset(name=folder.name, path=folder, split=split, corpus=corpus, queries=queries, qrels=qrels)
+
+
+def read_corpus(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
+    """A corpus given as a BEIR folder (its ``corpus.jsonl[.gz]``) or as a JSONL file."""
+    path = Path(path)
+    return read_beir_corpus(find_data_file(path, "corpus.jsonl") if path.is_dir() else path)
+
+
+# ---------------------------------------------------------------------------------------------
+# TREC run files: ``qid Q0 docid rank score tag``
+# ---------------------------------------------------------------------------------------------
+
+Run = dict[str, dict[str, float]]
+
+
+def write_trec_run(path: str | os.PathLike[str], run: Run, tag: str = "o1emb") -> None:
+    """Write a run atomically, each query's docs by descending score (ties: doc id, descending)."""
+    tag = tag.replace(" ", "_") or "o1emb"
+    with atomic_write(path) as handle:
+        for qid, scores in run.items():
+            ranked = sorted(scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+            for rank, (doc_id, score) in enumerate(ranked, start=1):
+                handle.write(f"{qid} Q0 {doc_id} {rank} {score!r} {tag}\n")
+
+
+def read_trec_run(path: str | os.PathLike[str]) -> Run:
+    """Read a TREC run file -> ``{qid: {docid: score}}``; a repeated (qid, docid) is an error."""
+    run: Run = {}
+    with open_text(path) as handle:
+        for line_no, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 6:
+                raise InputError(f"expected 6 fields (qid Q0 docid rank score tag), got {len(fields)}",
+                                 path=path, line=line_no)
+            qid, _, doc_id, _, score, _ = fields
+            try:
+                value = float(score)
+            except ValueError:
+                raise InputError(f"score must be a number, got {score!r}", path=path, line=line_no) from None
+            scores = run.setdefault(qid, {})
+            if doc_id in scores:
+                raise InputError(f"doc {doc_id!r} listed twice for query {qid!r}", path=path, line=line_no)
+            scores[doc_id] = value
+    if not run:
+        raise InputError("empty run file", path=path)
+    return run
+
+
+def _log() -> Any:
+    import logging
+
+    return logging.getLogger("o1embedder.formats")

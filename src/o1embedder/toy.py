@@ -35,11 +35,13 @@ def train_tokenizer(texts: Iterable[str] = (), *, vocab_size: int = 1000, family
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    names = {"pad": "<|pad|>", "bos": "<|bos|>", "eos": "<|eos|>"}
+    names = {"pad": "<|pad|>", "bos": "<|bos|>", "eos": "<|eos|>", "unk": "<|unk|>"}
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(names.values()),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     core.train_from_iterator(texts, trainer)
-    kwargs: dict[str, Any] = {"pad_token": names["pad"], "eos_token": names["eos"]}
+    # naming unk explicitly keeps transformers 5's model-specific tokenizer classes (Qwen2Tokenizer)
+    # from adding a default "<|endoftext|>" of their own on reload
+    kwargs: dict[str, Any] = {"pad_token": names["pad"], "eos_token": names["eos"], "unk_token": names["unk"]}
     if family == "llama":
         bos_id = core.token_to_id(names["bos"])
         core.post_processor = processors.TemplateProcessing(

@@ -34,3 +34,38 @@ def load_model(args: argparse.Namespace) -> Any:
 
     return O1Embedder.from_pretrained(args.model, device=args.device, dtype=args.dtype,
                                       trust_remote_code=args.trust_remote_code)
+
+
+# -- retrieval and evaluation (index, search, eval, mine) ------------------------------------------
+
+def add_backend_options(p: argparse.ArgumentParser) -> None:
+    """Device/dtype/batch options shared by commands that encode with a retrieval backend."""
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
+                   help="O1 weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    p.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default 32)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def add_think_options(p: argparse.ArgumentParser) -> None:
+    """``--no-think`` plus the generation options and the thought cache (O1 models only)."""
+    p.add_argument("--no-think", action="store_true", help="O1 models: embed queries without thinking")
+    add_generation_options(p)
+    p.add_argument("--cache", default=None, metavar="DIR",
+                   help="thought cache folder (default: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the thought cache")
+
+
+def generation_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """ThinkConfig overrides from the generation options (``None`` = the model's default)."""
+    return {"n_thoughts": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
+            "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+
+
+def cache_dir(args: argparse.Namespace) -> Any:
+    """``False`` (no cache), a folder, or ``None`` (the default folder)."""
+    return False if args.no_cache else args.cache
+
+
+def progress(args: argparse.Namespace) -> bool | None:
+    return False if getattr(args, "no_progress", False) else None

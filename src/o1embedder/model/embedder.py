@@ -81,6 +81,7 @@ class O1Embedder:
         model = loading.load_causal_lm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
         if not loading.has_special_tokens(tokenizer, settings.template.special_tokens):
             loading.add_special_tokens(model, tokenizer, settings.template.special_tokens)
+        loading.check_vocab(model, tokenizer, path)
         return cls(model, tokenizer, settings)
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
@@ -101,7 +102,10 @@ class O1Embedder:
         Cheap (reads at most 64 values per tensor), yet two differently trained models differ.
         """
         h = hashlib.sha256()
-        h.update(self.model.config.to_json_string(use_diff=False).encode())
+        volatile = {"transformers_version", "dtype", "torch_dtype", "architectures", "use_cache"}
+        config = {k: v for k, v in self.model.config.to_dict().items()
+                  if not k.startswith("_") and k not in volatile}
+        h.update(json.dumps(config, sort_keys=True, default=str).encode())
         h.update(json.dumps(self.settings.template.to_dict(), sort_keys=True).encode())
         h.update(f"{len(self.tokenizer)}|{self.settings.pooling}|{self.settings.normalize}".encode())
         for name, param in self.model.state_dict().items():

@@ -92,8 +92,9 @@ def load_causal_lm(path: str, *, device: Any, dtype: Any, trust_remote_code: boo
 
     try:
         config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, config=config, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            path, config=config, dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+            output_loading_info=True)
     except ValueError as exc:
         if "Unrecognized configuration class" in str(exc):
             kind = getattr(locals().get("config"), "model_type", "?")
@@ -104,6 +105,13 @@ def load_causal_lm(path: str, *, device: Any, dtype: Any, trust_remote_code: boo
         raise ModelError(f"{path}: could not load the model: {exc}") from None
     if model.get_output_embeddings() is None:
         raise ModelError(f"{path}: the model has no LM head; O1 Embedder needs a causal LM")
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        # A bare decoder (e.g. saved from ``Qwen2Model``) would otherwise get a random LM head silently.
+        head = [k for k in missing if "lm_head" in k or "embed_out" in k or "output" in k.split(".")[0]]
+        what = "the LM head" if head else "weights"
+        raise ModelError(f"{path}: the checkpoint lacks {what} ({', '.join(missing[:3])}"
+                         f"{' ...' if len(missing) > 3 else ''}); O1 Embedder needs a full causal LM")
     return model.to(device).eval()
 
 
@@ -137,6 +145,14 @@ def add_special_tokens(model: Any, tokenizer: Any, tokens: tuple[str, ...] = SPE
     logger.warning("added %d special tokens %s with mean-initialised rows: this model is untrained "
                    "for O1 Embedder until fine-tuned", len(missing), missing)
     return len(missing)
+
+
+def check_vocab(model: Any, tokenizer: Any, path: str) -> None:
+    """Every token id the tokenizer can produce must have an embedding row (more rows is normal)."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > rows:
+        raise ModelError(f"{path}: the tokenizer has {len(tokenizer)} tokens but the model's embedding "
+                         f"matrix has {rows} rows; tokenizer and weights do not belong together")
 
 
 def read_settings(path: str) -> O1Settings | None:

@@ -1,0 +1,56 @@
+"""Helpers for benchmarks: interleaved repetitions, medians, a table, a JSON record."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, list[float]]:
+    """Run each function once per round, ``reps`` rounds, in alternating order; seconds per call."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for rep in range(reps):
+        for name in names if rep % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def machine() -> dict[str, Any]:
+    import torch
+
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
+def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> Path:
+    """Print rows as a table and write ``benchmarks/results/<name>.json``."""
+    keys = list(rows[0])
+    widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
+    print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
+    for r in rows:
+        print("  ".join(_fmt(r[k]).ljust(w) for k, w in zip(keys, widths)))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": machine(), **extra, "rows": rows}, indent=2))
+    print(f"wrote {path}")
+    return path
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,26 @@
+"""The README's Python example runs as written (docs that run)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    assert blocks, "README lost its Python example"
+    monkeypatch.chdir(tmp_path)
+    for block in blocks:
+        code = block.replace("/tmp/o1-example", str(tmp_path / "o1-example"))
+        namespace: dict = {}
+        exec(compile(code, str(README), "exec"), namespace)
+    assert (tmp_path / "o1-example" / "o1embedder.json").is_file()
+    assert namespace["scores"].shape == (1, 2)
+
+
+def test_readme_names_the_ci_test_command():
+    ci = (README.parent / ".ci" / "run").read_text()
+    command = re.search(r'TEST_COMMAND="([^"]+)"', ci).group(1)
+    assert f"\n{command}\n" in README.read_text()
