@@ -1,0 +1,46 @@
+"""``o1emb mine``: hard negatives for a BEIR split's queries (BM25, a dense model or an O1 model),
+sampled from a rank range and never a positive; writes training rows (JSONL)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import InputError
+from ._common import add_backend_options, add_think_options, cache_dir, generation_overrides, progress
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("mine", help="mine hard negatives into training rows", description=__doc__)
+    p.add_argument("--data", required=True, help="BEIR folder")
+    p.add_argument("--split", default="train", help="qrels split (default train)")
+    p.add_argument("--out", required=True, help="training rows JSONL to write")
+    p.add_argument("--retriever", default="bm25", help="'bm25' (default), 'st:PATH' or an O1 model")
+    p.add_argument("--negatives", type=int, default=15, help="negatives per query (default 15)")
+    p.add_argument("--ranks", default="10-100", help="rank range to sample from, 1-based inclusive (default 10-100)")
+    p.add_argument("--mine-seed", type=int, default=0, help="sampling seed (default 0)")
+    p.add_argument("--index", default=None, help="keep/reuse the corpus index in this folder")
+    p.add_argument("--lenient", action="store_true", help="warn instead of failing on qrels naming missing docs")
+    add_think_options(p)
+    add_backend_options(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..formats import load_beir, write_jsonl
+    from ..retrieval.encoders import parse_backend
+    from ..retrieval.mining import MiningConfig, mine_negatives, parse_ranks
+    from ..retrieval.search import corpus_retriever
+
+    lo, hi = parse_ranks(args.ranks)
+    config = MiningConfig(negatives=args.negatives, rank_lo=lo, rank_hi=hi, seed=args.mine_seed).validate()
+    if args.batch_size < 1:
+        raise InputError("--batch-size must be >= 1")
+    dataset = load_beir(args.data, args.split, strict=not args.lenient)
+    build = {} if parse_backend(args.retriever)[0] == "bm25" else {"batch_size": args.batch_size}
+    retriever = corpus_retriever(args.retriever, dataset.corpus, index_dir=args.index, device=args.device,
+                                 dtype=args.dtype, think=not args.no_think,
+                                 think_options=generation_overrides(args), cache_dir=cache_dir(args), **build)
+    rows = mine_negatives(dataset, retriever, config, batch_size=args.batch_size, show_progress=progress(args))
+    count = write_jsonl(args.out, (row.to_dict() for row in rows))
+    print(f"wrote {count} training rows ({config.negatives} negatives from ranks {lo}-{hi}) to {args.out}")
+    return 0

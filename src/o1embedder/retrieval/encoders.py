@@ -1,0 +1,212 @@
+"""Dense encoders behind one protocol: any sentence-transformers model (``st:PATH``) and the O1 model.
+
+:func:`parse_backend` reads a backend spec as users write it: ``bm25``, ``st:PATH``, or an O1 model
+(``o1:PATH`` or a bare path/hub id). Dense encoders embed arbitrary texts as queries or documents in
+batches (:meth:`encode_queries`, :meth:`encode_documents`), which the committee reuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import asdict, replace
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+from ..log import get_logger
+from ..templates import document_text
+from .base import Doc, QueryEncoding, check_queries
+from .thought_cache import ThoughtCache, default_cache_dir
+
+logger = get_logger(__name__)
+
+
+def parse_backend(spec: str) -> tuple[str, str]:
+    """``"bm25"`` -> ``("bm25", "")``; ``"st:PATH"`` -> ``("st", PATH)``; else ``("o1", PATH)``."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise InputError("empty model spec (expected an O1 model path, 'bm25' or 'st:PATH')")
+    spec = spec.strip()
+    if spec.lower() == "bm25":
+        return "bm25", ""
+    for prefix, kind in (("st:", "st"), ("o1:", "o1")):
+        if spec.startswith(prefix):
+            if not spec[len(prefix):]:
+                raise InputError(f"model spec {spec!r} names no path")
+            return kind, spec[len(prefix):]
+    return "o1", spec
+
+
+def _weights_hash(module: Any, extra: str) -> str:
+    """Config-ish text plus a sample of every weight tensor (cheap, yet changes when weights do)."""
+    h = hashlib.sha256(extra.encode())
+    for name, param in module.state_dict().items():
+        h.update(name.encode())
+        h.update(np.round(param.detach().reshape(-1)[:64].float().cpu().numpy(), 5).tobytes())
+    return h.hexdigest()[:16]
+
+
+class STEncoder:
+    """A sentence-transformers model, normalised vectors (inner product = cosine)."""
+
+    normalized = True
+
+    def __init__(self, path: str, *, device: str | None = None, max_length: int | None = None) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            self.model = SentenceTransformer(str(path), device=device)
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
+        if max_length is not None:
+            self.model.max_seq_length = max_length
+        self.path, self.name = str(path), f"st:{path}"
+        self.dim = int(self.model.get_sentence_embedding_dimension())
+        self._fingerprint: str | None = None
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = _weights_hash(self.model, f"{self.model}|{self.model.max_seq_length}|norm")
+        return self._fingerprint
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "st", "path": self.path, "max_seq_length": self.model.max_seq_length}
+
+    def _encode(self, texts: list[str], batch_size: int, show_progress: bool | None) -> np.ndarray:
+        show = show_progress if show_progress is not None else len(texts) >= 100
+        vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=show)
+        return np.asarray(vecs, dtype=np.float32)
+
+    def encode_documents(self, docs: Sequence[Doc], *, batch_size: int = 32,
+                         show_progress: bool | None = None) -> np.ndarray:
+        return self._encode([document_text(d).strip() for d in docs], batch_size, show_progress)
+
+    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32,
+                       show_progress: bool | None = None) -> QueryEncoding:
+        queries = check_queries(queries)
+        return QueryEncoding(self._encode(queries, batch_size, show_progress), [[] for _ in queries])
+
+
+class O1Encoder:
+    """The O1 model: documents never think; queries think (cached) unless ``think=False``.
+
+    ``think_options`` override the model's own :class:`~o1embedder.model.ThinkConfig` (keys
+    ``n_thoughts``, ``temperature``, ``top_p``, ``max_new_tokens``, ``seed``; ``None`` = default).
+    ``cache_dir=None`` uses :func:`default_cache_dir`; ``cache_dir=False`` disables the cache.
+    """
+
+    normalized = True
+
+    def __init__(self, model: Any, *, path: str | None = None, think: bool = True,
+                 think_options: dict[str, Any] | None = None, cache_dir: Any = None,
+                 max_length: int | None = None) -> None:
+        self.model, self.think, self.max_length = model, think, max_length
+        self.path = str(path) if path is not None else None
+        self.name = self.path or "o1"
+        self.dim = int(model.dim)
+        self.normalized = bool(model.settings.normalize)
+        given = {k: v for k, v in (think_options or {}).items() if v is not None}
+        self.think_config = replace(model.settings.think, **given).validate()
+        self._fingerprint: str | None = None
+        self._cache_dir = cache_dir
+        self.last_stats: dict[str, int] = {}
+
+    @classmethod
+    def load(cls, path: str, *, device: Any = None, dtype: Any = None, **kwargs: Any) -> O1Encoder:
+        from ..model import O1Embedder
+
+        return cls(O1Embedder.from_pretrained(path, device=device, dtype=dtype), path=path, **kwargs)
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._fingerprint = self.model.fingerprint()
+        return self._fingerprint
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "o1", "path": self.path, "template": self.model.settings.template.to_dict(),
+                "pooling": self.model.settings.pooling, "max_length": self.max_length}
+
+    def generation_settings(self) -> dict[str, Any]:
+        """What decides the thoughts besides the model: the think config and the template."""
+        return {**asdict(self.think_config), "template": self.model.settings.template.to_dict()}
+
+    def cache(self) -> ThoughtCache | None:
+        if self._cache_dir is False or self.think_config.seed is None:
+            return None
+        directory = default_cache_dir() if self._cache_dir is None else self._cache_dir
+        return ThoughtCache(directory, self.fingerprint(), self.generation_settings())
+
+    def encode_documents(self, docs: Sequence[Doc], *, batch_size: int = 32,
+                         show_progress: bool | None = None) -> np.ndarray:
+        return self.model.encode_corpus(list(docs), batch_size=batch_size, max_length=self.max_length,
+                                        show_progress=show_progress)
+
+    def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32,
+                       show_progress: bool | None = None, think: bool | None = None) -> QueryEncoding:
+        queries = check_queries(queries)
+        if not (self.think if think is None else think):
+            vecs = self.model.encode_queries(queries, think=False, batch_size=batch_size,
+                                             show_progress=show_progress)
+            return QueryEncoding(np.asarray(vecs, dtype=np.float32), [[] for _ in queries])
+        return self._think_and_embed(queries, batch_size, show_progress)
+
+    def _think_and_embed(self, queries: list[str], batch_size: int,
+                         show_progress: bool | None) -> QueryEncoding:
+        """Cached queries: embed from the cached thought ids; the rest: think (one pass) and cache."""
+        cache = self.cache()
+        unique = list(dict.fromkeys(queries))
+        found = {q: e for q in unique if cache is not None and (e := cache.get(q)) is not None}
+        todo = [q for q in unique if q not in found]
+        per_sample: dict[str, np.ndarray] = {}
+        if todo:
+            # ``_think`` is the model's own one-pass think+embed that also returns the token ids,
+            # which the cache needs (``encode_queries`` returns texts only).
+            ids, vectors = self.model._think(todo, self.think_config, embed=True, batch_size=batch_size,
+                                             show_progress=show_progress)
+            texts = self.model._decode(ids)
+            for i, q in enumerate(todo):
+                per_sample[q] = vectors[i]
+                found[q] = (texts[i], ids[i])
+            if cache is not None:
+                cache.put([(q, found[q][0], found[q][1]) for q in todo])
+        cached = [q for q in unique if q not in per_sample]
+        if cached:
+            per_sample.update(self._embed_thought_ids(cached, [found[q][1] for q in cached], batch_size))
+        self.last_stats = {"generated": len(todo), "cached": len(cached)}
+        logger.debug("thoughts: %d generated, %d from cache", len(todo), len(cached))
+        vecs = np.stack([self._pool(per_sample[q]) for q in queries])
+        return QueryEncoding(vecs.astype(np.float32), [list(found[q][0]) for q in queries])
+
+    def _embed_thought_ids(self, queries: list[str], ids: list[list[list[int]]],
+                           batch_size: int) -> dict[str, np.ndarray]:
+        """Per-sample vectors [n, H] from given thought ids (equals the one-pass vectors)."""
+        seqs, owner = [], []
+        for q, samples in zip(queries, ids, strict=True):
+            for t in samples:
+                seqs.append(self.model.template.query_ids(q, t)[0])
+                owner.append(q)
+        flat = self.model.embed_ids(seqs, batch_size=batch_size * 4, desc="queries (cached thoughts)")
+        out: dict[str, list[np.ndarray]] = {q: [] for q in queries}
+        for q, v in zip(owner, flat, strict=True):
+            out[q].append(v)
+        return {q: np.stack(v) for q, v in out.items()}
+
+    def _pool(self, samples: np.ndarray) -> np.ndarray:
+        """[n, H] sample vectors -> [H]: their mean, re-normalised when the model normalises."""
+        mean = samples.mean(axis=0)
+        if self.normalized:
+            mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
+        return mean
+
+
+def load_encoder(spec: str, *, device: Any = None, dtype: Any = None, max_length: int | None = None,
+                 **o1_options: Any) -> STEncoder | O1Encoder:
+    """A dense encoder from a spec (``st:PATH`` or an O1 model); ``bm25`` is not an encoder."""
+    kind, path = parse_backend(spec)
+    if kind == "bm25":
+        raise InputError("bm25 is not a dense encoder")
+    if kind == "st":
+        return STEncoder(path, device=device, max_length=max_length)
+    return O1Encoder.load(path, device=device, dtype=dtype, max_length=max_length, **o1_options)
