@@ -46,7 +46,7 @@ def build(hidden: int, layers: int) -> O1Embedder:
 
 def query_side(model: O1Embedder, reps: int) -> dict:
     queries = _texts(16, 4, 12, 1)
-    cfg = ThinkConfig(n_thoughts=3, temperature=1.0, top_p=0.95, max_new_tokens=64, seed=0)
+    cfg = ThinkConfig(n_thoughts=3, temperature=0.1, top_p=0.9, max_new_tokens=64, seed=0)  # reference sampling
     thinker = Thinker(model.model.get_decoder(), model.model.get_output_embeddings(),
                       eos_id=model.template.eos_id, emb_id=model.template.emb_id,
                       pad_id=model.tokenizer.pad_token_id)

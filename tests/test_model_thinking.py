@@ -133,3 +133,43 @@ def test_nucleus_sampling_follows_the_distribution():
     assert torch.allclose(freq, expected, atol=0.015), freq
     noise = row_noise(torch.tensor([5, 5]), 3, torch.tensor([[1, 2], [1, 2]]))
     assert torch.equal(noise[0], noise[1]) and ((noise > 0) & (noise < 1)).all()
+
+
+def test_cache_is_preallocated_and_matches_dynamic_cache(tiny_qwen: O1Embedder):
+    """The in-place cache gives the same states as transformers' growing DynamicCache."""
+    from transformers import DynamicCache
+
+    from o1embedder.model.thinking import _GrowingLayer, left_pad, positions_from_mask, preallocate
+
+    decoder = tiny_qwen.model.get_decoder()
+    ids, mask = left_pad([tiny_qwen.template.query_prompt_ids(q) for q in QUERIES[:3]], 0, "cpu")
+    with torch.no_grad():
+        plain = decoder(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
+                        past_key_values=DynamicCache(), use_cache=True).past_key_values
+        grown = decoder(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
+                        past_key_values=DynamicCache(), use_cache=True).past_key_values
+        grown = preallocate(grown, 1)   # room for one step: the second step must grow the buffer
+        assert all(type(layer) is _GrowingLayer for layer in grown.layers)
+        for step in range(3):
+            token = torch.full((3, 1), 5 + step)
+            mask = torch.cat([mask, torch.ones(3, 1, dtype=torch.long)], 1)
+            pos = mask.sum(-1, keepdim=True) - 1
+            a = decoder(input_ids=token, attention_mask=mask, position_ids=pos, past_key_values=plain,
+                        use_cache=True).last_hidden_state
+            b = decoder(input_ids=token, attention_mask=mask, position_ids=pos, past_key_values=grown,
+                        use_cache=True).last_hidden_state
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_think_keeps_ids_and_vectors_that_rebuild_the_query_vector(tiny_llama: O1Embedder):
+    model = _eos_prone(tiny_llama)
+    result = model.think(QUERIES[:3], n_thoughts=2, temperature=1.0, max_new_tokens=8, seed=9)
+    assert len(result.ids) == 3 and all(len(s) == 2 for s in result.ids)
+    assert result.vectors.shape == (3, 2, model.dim)
+    from_ids = model.encode_queries(QUERIES[:3], thoughts=result.ids)
+    direct = model.encode_queries(QUERIES[:3], n_thoughts=2, temperature=1.0, max_new_tokens=8, seed=9)
+    assert np.allclose(from_ids, direct, atol=1e-5)
+    _, texts = model.encode_queries(QUERIES[:1], thoughts=[result.ids[0]], return_thoughts=True)
+    assert texts[0] == result.texts[0]
+    with pytest.raises(Exception, match="lists of token ids"):
+        model.encode_queries(QUERIES[:1], thoughts=[[[1, "x"]]])

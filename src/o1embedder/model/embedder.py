@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -35,6 +35,25 @@ def _check_queries(queries: Any) -> list[str]:
         if not q.strip():
             raise InputError(f"query {i} is empty")
     return queries
+
+
+def _is_thought(t: Any) -> bool:
+    """A thought is text, or token ids as generated (a list of ints)."""
+    if isinstance(t, str):
+        return True
+    return isinstance(t, (list, tuple)) and all(isinstance(i, int) and not isinstance(i, bool) for i in t)
+
+
+@dataclass
+class Thoughts:
+    """What :meth:`O1Embedder.think` returns, query-major: ``[query][sample]``."""
+
+    ids: list[list[list[int]]]
+    """Generated token ids per query and sample (EOS excluded)."""
+    texts: list[list[str]]
+    """The same thoughts decoded (special tokens skipped, stripped)."""
+    vectors: np.ndarray | None
+    """[Q, n, H] normalised per-sample vectors (``None`` when ``embed=False``)."""
 
 
 def _progress(total: int, desc: str, show: bool | None) -> Any:
@@ -205,6 +224,21 @@ class O1Embedder:
                 bar.update(len(idx))
         return thoughts, vectors
 
+    def think(self, queries: Sequence[str], *, n_thoughts: int | None = None, temperature: float | None = None,
+              top_p: float | None = None, max_new_tokens: int | None = None, seed: int | None = None,
+              embed: bool = True, batch_size: int = 16, show_progress: bool | None = None) -> Thoughts:
+        """Think once for every query and keep everything: thought ids, texts and per-sample vectors.
+
+        For callers that store thoughts (a thought cache) or need each sample's vector. The ids are
+        what the model generated (EOS excluded); ``encode_queries(thoughts=ids)`` rebuilds the same
+        vectors from them, whereas re-tokenising the decoded texts may differ slightly.
+        """
+        queries = _check_queries(queries)
+        cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
+                                 max_new_tokens=max_new_tokens, seed=seed)
+        ids, vectors = self._think(queries, cfg, embed=embed, batch_size=batch_size, show_progress=show_progress)
+        return Thoughts(ids=ids, texts=self._decode(ids), vectors=vectors)
+
     def _decode(self, thought_ids: list[list[list[int]]]) -> list[list[str]]:
         return [[self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in per_query]
                 for per_query in thought_ids]
@@ -233,8 +267,9 @@ class O1Embedder:
         per_query = [[t] if isinstance(t, str) else list(t) for t in thoughts]
         seqs, owner = [], []
         for i, (q, ts) in enumerate(zip(queries, per_query)):
-            if not ts or not all(isinstance(t, str) for t in ts):
-                raise InputError(f"thoughts for query {i} must be a string or a non-empty list of strings")
+            if not ts or not all(_is_thought(t) for t in ts):
+                raise InputError(f"thoughts for query {i} must be a string or a non-empty list of thoughts "
+                                 "(strings, or lists of token ids)")
             for t in ts:
                 seqs.append(self.template.query_ids(q, t)[0])
                 owner.append(i)
@@ -245,7 +280,9 @@ class O1Embedder:
             out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
         else:
             out /= np.bincount(owner, minlength=len(queries))[:, None]
-        return out, per_query
+        texts = [[t if isinstance(t, str) else self.tokenizer.decode(t, skip_special_tokens=True).strip()
+                  for t in ts] for ts in per_query]
+        return out, texts
 
     def encode_queries(self, queries: Sequence[str], *, think: bool = True,
                        thoughts: Sequence[str | Sequence[str]] | None = None, n_thoughts: int | None = None,
@@ -257,8 +294,8 @@ class O1Embedder:
         - ``think=True``: sample ``n_thoughts`` thoughts per query and embed each on the generation's
           own KV cache (no second pass); the vector is the re-normalised mean of the sample vectors.
         - ``think=False``: the no-thinking vector ``<query>q</query><thought><emb>``.
-        - ``thoughts=[...]``: embed with given thought texts (one string or a list per query), e.g.
-          thoughts written by another model.
+        - ``thoughts=[...]``: embed with given thoughts (one string, or a list of strings or of token-id
+          lists, per query), e.g. thoughts written by another model or kept by :meth:`think`.
         """
         queries = _check_queries(queries)
         if thoughts is not None:

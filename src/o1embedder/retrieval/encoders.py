@@ -161,11 +161,13 @@ class O1Encoder:
         todo = [q for q in unique if q not in found]
         per_sample: dict[str, np.ndarray] = {}
         if todo:
-            # ``_think`` is the model's own one-pass think+embed that also returns the token ids,
-            # which the cache needs (``encode_queries`` returns texts only).
-            ids, vectors = self.model._think(todo, self.think_config, embed=True, batch_size=batch_size,
-                                             show_progress=show_progress)
-            texts = self.model._decode(ids)
+            # ``think`` keeps the generated token ids, which the cache stores (re-tokenising the
+            # decoded text may differ slightly), and each sample's one-pass vector.
+            cfg = self.think_config
+            result = self.model.think(todo, n_thoughts=cfg.n_thoughts, temperature=cfg.temperature,
+                                      top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
+                                      batch_size=batch_size, show_progress=show_progress)
+            ids, vectors, texts = result.ids, result.vectors, result.texts
             for i, q in enumerate(todo):
                 per_sample[q] = vectors[i]
                 found[q] = (texts[i], ids[i])
