@@ -1,0 +1,151 @@
+"""The only module that knows about ranks: rank, world size, gathers, reductions, barrier.
+
+Every function works without ``torch.distributed`` (a single process, or a process group that was
+never initialised): ranks are then 0 of 1, a gather returns its input, a reduction is the identity.
+So losses and training code call these unconditionally and never check ranks themselves.
+
+Gradient convention of :func:`all_gather_with_grad`: the forward concatenates every rank's tensor;
+the backward sums the incoming gradient over ranks (all-reduce) and hands each rank the slice of its
+own shard. A loss computed on rank ``r`` from the gathered tensor therefore sends gradient to the
+rank that *owns* each row - the same arithmetic as one process holding the whole batch. The
+alternative (sentence-transformers' "keep only the local slice" without the all-reduce) drops the
+gradient other ranks' losses send to this rank's rows, so each rank would then have to compute the
+loss over *all* queries to stay exact; we prefer one all-reduce of a small [N, H] gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .log import get_logger
+
+logger = get_logger(__name__)
+
+
+def _dist() -> Any:
+    import torch.distributed as dist
+
+    return dist
+
+
+def is_distributed() -> bool:
+    """True when a ``torch.distributed`` process group is initialised with more than one rank."""
+    try:
+        dist = _dist()
+    except ImportError:  # pragma: no cover - torch always has it, kept for exotic builds
+        return False
+    return bool(dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
+
+
+def rank() -> int:
+    """This process's global rank (0 without a process group)."""
+    return _dist().get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes in the default group (1 without a process group)."""
+    return _dist().get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if is_distributed():
+        _dist().barrier()
+
+
+def all_reduce_sum(value: Any) -> Any:
+    """Sum of a tensor over ranks, without gradient (counts, normalisers). Returns a new tensor."""
+    import torch
+
+    out = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(value)
+    if is_distributed():
+        _dist().all_reduce(out, op=_dist().ReduceOp.SUM)
+    return out
+
+
+def _sizes(tensor: Any) -> list[int]:
+    """First-dimension size of ``tensor`` on every rank."""
+    import torch
+
+    local = torch.tensor([tensor.shape[0]], dtype=torch.long, device=tensor.device)
+    sizes = [torch.zeros_like(local) for _ in range(world_size())]
+    _dist().all_gather(sizes, local)
+    return [int(s.item()) for s in sizes]
+
+
+def _gather_padded(tensor: Any, sizes: list[int]) -> Any:
+    """Concatenate every rank's ``tensor`` [n_r, ...] -> [sum n_r, ...] (ranks may differ in n_r)."""
+    import torch
+
+    width = max(sizes)
+    padded = tensor.new_zeros((width, *tensor.shape[1:]))
+    padded[: tensor.shape[0]] = tensor
+    parts = [torch.empty_like(padded) for _ in sizes]
+    _dist().all_gather(parts, padded.contiguous())
+    return torch.cat([p[:n] for p, n in zip(parts, sizes, strict=True)], dim=0)
+
+
+def _make_gather_fn() -> Any:
+    import torch
+
+    class _AllGather(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, tensor: Any) -> Any:
+            sizes = _sizes(tensor)
+            ctx.sizes, ctx.rank = sizes, rank()
+            return _gather_padded(tensor.detach(), sizes)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            grad = grad.contiguous().clone()
+            _dist().all_reduce(grad, op=_dist().ReduceOp.SUM)       # every rank's loss -> every row
+            start = sum(ctx.sizes[: ctx.rank])
+            return grad[start: start + ctx.sizes[ctx.rank]]
+
+    return _AllGather
+
+
+_GATHER: Any = None
+
+
+def all_gather_with_grad(tensor: Any) -> Any:
+    """Concatenate ``tensor`` [n_r, ...] from all ranks -> [sum_r n_r, ...], in rank order.
+
+    Differentiable: gradients reaching the gathered rows are summed over ranks and flow back into
+    the local shard (see the module docstring). Without a process group it returns ``tensor``.
+    """
+    global _GATHER
+    if not is_distributed():
+        return tensor
+    if _GATHER is None:
+        _GATHER = _make_gather_fn()
+    return _GATHER.apply(tensor)
+
+
+def all_gather_no_grad(tensor: Any) -> Any:
+    """Like :func:`all_gather_with_grad` but detached (for scores, ids, labels)."""
+    if not is_distributed():
+        return tensor
+    return _gather_padded(tensor.detach(), _sizes(tensor))
+
+
+def rank_offset(local: Any) -> int:
+    """Rows of ``local`` [n_r, ...] held by lower ranks: where this rank's rows start once gathered."""
+    if not is_distributed():
+        return 0
+    return sum(_sizes(local)[: rank()])
+
+
+def average_gradients(parameters: Any) -> None:
+    """All-reduce-average ``.grad`` of the given parameters (for code paths that bypass DDP's hooks)."""
+    if not is_distributed():
+        return
+    n = world_size()
+    for param in parameters:
+        if param.grad is not None:
+            _dist().all_reduce(param.grad, op=_dist().ReduceOp.SUM)
+            param.grad.div_(n)

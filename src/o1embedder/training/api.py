@@ -1,0 +1,95 @@
+"""``train(config)``: the one library function behind ``o1emb train``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import distributed
+from ..errors import InputError
+from ..log import get_logger
+from ..templates import Template
+from .adapters import export_merged, prepare_model
+from .config import TrainConfig
+from .data import JointCollator, TrainingSet, load_rows
+from .forward import JointModel
+from .trainer import O1Trainer, SaveConfigCallback, save_config
+
+logger = get_logger(__name__)
+
+# Reference settings (method.md section 3) where they differ from the Trainer's defaults.
+DEFAULT_TRAINING_ARGS: dict[str, Any] = {
+    "learning_rate": 1e-4, "warmup_steps": 0.1, "num_train_epochs": 1, "lr_scheduler_type": "linear",
+    "per_device_train_batch_size": 8, "logging_steps": 10, "save_strategy": "epoch", "report_to": "none",
+    "remove_unused_columns": False, "dataloader_drop_last": False,
+}
+
+
+@dataclass
+class TrainingParts:
+    """What :func:`build` assembles: enough for the Trainer, tests and benchmarks."""
+
+    model: JointModel
+    tokenizer: Any
+    settings: Any
+    template: Template
+    dataset: TrainingSet
+    collator: JointCollator
+
+
+def load_base(config: TrainConfig) -> tuple[Any, Any, Any]:
+    """The base causal LM, its tokenizer (four tokens added if missing) and O1 settings with our limits."""
+    from ..model import O1Embedder
+
+    base = O1Embedder.from_pretrained(config.model, device="cpu", dtype=config.dtype,
+                                      template=config.data_cfg.template())
+    return base.model, base.tokenizer, base.settings
+
+
+def build(config: TrainConfig) -> TrainingParts:
+    config.validate()
+    lm, tokenizer, settings = load_base(config)
+    template = Template(tokenizer, settings.template)
+    rows = load_rows(config.data, template, config.data_cfg, need_scores=config.loss.distill)
+    dataset = TrainingSet(rows, template, config.data_cfg, with_scores=config.loss.distill)
+    lm = prepare_model(lm, template, config.adapter)
+    model = JointModel(lm, trainable_only_state=config.adapter.mode == "lora")
+    return TrainingParts(model, tokenizer, settings, template, dataset, JointCollator(tokenizer.pad_token_id))
+
+
+def training_arguments(config: TrainConfig) -> Any:
+    from transformers import TrainingArguments
+
+    kwargs = {**DEFAULT_TRAINING_ARGS, **config.training_args, "output_dir": config.out}
+    try:
+        return TrainingArguments(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"bad Trainer argument: {exc}") from None
+
+
+def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
+    """Train per ``config``; return the merged O1 model folder (``OUT/final``), or ``OUT`` without export."""
+    from transformers import set_seed
+
+    args = training_arguments(config)
+    set_seed(args.seed)                      # LoRA's random init must be the same on every rank / resume
+    parts = build(config)
+    out = Path(config.out)
+    if distributed.is_main_process():
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(config, out)
+    trainer = O1Trainer(model=parts.model, args=args, train_dataset=parts.dataset,
+                        data_collator=parts.collator, loss_config=config.loss, gradcache=config.gradcache,
+                        callbacks=[SaveConfigCallback(config, parts.tokenizer), *(callbacks or [])])
+    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    distributed.barrier()
+    if not config.export_merged:
+        return out
+    final = out / "final"
+    if distributed.is_main_process():
+        lm = trainer.accelerator.unwrap_model(trainer.model).lm
+        export_merged(lm, parts.tokenizer, parts.settings, final)
+        save_config(config, final)
+    distributed.barrier()
+    return final

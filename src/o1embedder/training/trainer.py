@@ -1,0 +1,84 @@
+"""A thin Hugging Face ``Trainer`` subclass: ``compute_loss`` and ``log`` overridden, nothing else.
+
+The Trainer keeps its own loop (optimizer, schedule, mixed precision, gradient accumulation,
+checkpoints, resume, DDP/FSDP/DeepSpeed through accelerate); we only say how a batch becomes a loss
+and add each loss part (``contrastive``, ``thought_lm``, ``distill``) to the logs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback
+
+from .. import distributed
+from ..formats import atomic_write
+from .config import CONFIG_FILE, GradCacheConfig, LossConfig, TrainConfig
+from .forward import joint_parts
+from .gradcache import gradcache_parts
+
+
+class O1Trainer(Trainer):
+    """``Trainer`` whose loss is the O1 joint objective (plain or GradCache path)."""
+
+    def __init__(self, *args: Any, loss_config: LossConfig, gradcache: GradCacheConfig | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_config = loss_config
+        self.gradcache = gradcache or GradCacheConfig()
+        self.loss_is_scaled_for_ga = False      # a per-batch mean: the Trainer divides by GA steps
+        self._part_sums: dict[str, float] = {}
+        self._part_steps = 0
+
+    def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
+                     num_items_in_batch: Any = None) -> Any:
+        if self.gradcache.enabled and model.training and torch.is_grad_enabled():
+            parts = gradcache_parts(self.accelerator.unwrap_model(model), inputs, self.loss_config,
+                                    self.gradcache)
+        else:
+            out = model(**inputs)
+            parts = joint_parts(out["q"], out["d"], out["lm_sum"], out["lm_count"], out["teacher"],
+                                self.loss_config)
+        if model.training:
+            for name, value in parts.items():
+                if name != "loss":
+                    self._part_sums[name] = self._part_sums.get(name, 0.0) + float(value.detach())
+            self._part_steps += 1
+        return (parts["loss"], parts) if return_outputs else parts["loss"]
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean of each loss part since the last log (averaged over ranks) to training logs."""
+        if "loss" in logs and self._part_steps:
+            names = sorted(self._part_sums)
+            sums = torch.tensor([self._part_sums[n] for n in names], dtype=torch.float64)
+            means = distributed.all_reduce_sum(sums) / (distributed.world_size() * self._part_steps)
+            logs.update({n: round(float(v), 6) for n, v in zip(names, means, strict=True)})
+            self._part_sums, self._part_steps = {}, 0
+        super().log(logs, start_time)
+
+
+class SaveConfigCallback(TrainerCallback):
+    """Writes the effective ``o1emb_train.json`` (and the tokenizer) beside every checkpoint."""
+
+    def __init__(self, config: TrainConfig, tokenizer: Any) -> None:
+        self.config, self.tokenizer = config, tokenizer
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if folder.is_dir():
+            save_config(self.config, folder)
+            self.tokenizer.save_pretrained(folder)
+
+
+def save_config(config: TrainConfig, folder: str | os.PathLike[str]) -> Path:
+    path = Path(folder) / CONFIG_FILE
+    with atomic_write(path) as handle:
+        json.dump(config.to_dict(), handle, indent=2)
+        handle.write("\n")
+    return path

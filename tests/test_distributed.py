@@ -1,0 +1,66 @@
+"""``distributed``: single-process fallbacks, and cross-device equivalence for real (torchrun, gloo, CPU)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from o1embedder import distributed
+
+sys.path.insert(0, str(Path(__file__).parent / "dist_scripts"))
+from helpers import config, fixed_batch, grads, save_model, simple_rows, write_rows  # noqa: E402
+
+SCRIPT = Path(__file__).parent / "dist_scripts" / "ddp_equivalence.py"
+
+
+def test_single_process_fallbacks() -> None:
+    assert (distributed.rank(), distributed.world_size(), distributed.is_distributed()) == (0, 1, False)
+    x = torch.randn(3, 4, requires_grad=True)
+    assert distributed.all_gather_with_grad(x) is x
+    assert torch.equal(distributed.all_gather_no_grad(x), x)
+    assert float(distributed.all_reduce_sum(torch.tensor(2.5))) == 2.5
+    assert distributed.rank_offset(x) == 0
+    distributed.barrier()
+    distributed.average_gradients([x])
+
+
+def _reference(cfg, dtype: torch.dtype) -> dict:
+    from o1embedder.training.api import build
+    from o1embedder.training.forward import joint_parts
+
+    parts = build(cfg)
+    model = parts.model.train().to(dtype)
+    out = model(**fixed_batch(parts, [0, 1, 2, 3, 4]))
+    loss = joint_parts(out["q"], out["d"], out["lm_sum"], out["lm_count"], None, cfg.loss)
+    loss["loss"].backward()
+    return {"loss": {k: float(v.detach()) for k, v in loss.items()}, "grads": grads(model)}
+
+
+def test_torchrun_two_ranks_match_one_process(tmp_path: Path) -> None:
+    """Acceptance 1: 2 ranks (3 + 2 queries) == 1 process on the 5 queries: loss and gradients to 1e-5."""
+    rows = simple_rows(5, 3, thought_every=2)        # rows 1 and 3 have no thought: uneven LM tokens
+    model = save_model(tmp_path / "model", [r["query"] + " " + r["pos"][0] for r in rows] * 5)
+    data = write_rows(tmp_path / "rows.jsonl", rows)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(SCRIPT), "--model", str(model), "--data", str(data), "--out", str(tmp_path), "--train"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[:6000]
+    cfg = config(model, data, tmp_path / "ref", group_size=4)
+    for dtype, tol in ((torch.float64, 1e-5), (torch.float32, 1e-5)):
+        ref = _reference(cfg, dtype)
+        scale = max(1.0, max(float(g.abs().max()) for g in ref["grads"].values()))
+        for mode in ("plain", "gradcache"):
+            for rank in (0, 1):
+                got = torch.load(tmp_path / f"{mode}-{str(dtype)[6:]}-rank{rank}.pt")
+                for name in ("loss", "contrastive", "thought_lm"):
+                    assert abs(got["loss"][name] - ref["loss"][name]) < tol, (mode, dtype, rank, name)
+                assert got["grads"].keys() == ref["grads"].keys()
+                worst = max(float((got["grads"][n] - g).abs().max()) for n, g in ref["grads"].items())
+                # float64: absolute; float32: relative to the largest gradient entry (float32 noise)
+                assert worst < tol * (1.0 if dtype == torch.float64 else scale), (mode, dtype, rank, worst)
+    assert (tmp_path / "run" / "final" / "o1embedder.json").is_file()
