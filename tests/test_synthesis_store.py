@@ -7,7 +7,7 @@ import json
 import pytest
 
 from o1embedder.errors import InputError
-from o1embedder.synthesis.store import JsonlAppender, recover_jsonl
+from o1embedder.journal import JsonlAppender, recover_jsonl
 
 
 def test_append_and_recover(tmp_path):

@@ -1,7 +1,7 @@
-"""Append-only JSONL files that survive ``kill -9``: recovery of a torn tail, fsync'd appends.
+"""Append-only JSONL journals that survive ``kill -9``: recovery of a torn tail, fsync'd appends.
 
-The output of a synthesis run is the only record of which rows are done, so it must never hold a
-half line or a row twice. Writes go through one ``os.write`` loop on an ``O_APPEND`` descriptor
+The output of a synthesis or refinement run is the only record of which rows are done, so it must
+never hold a half line or a row twice. Writes go through one ``os.write`` loop on an ``O_APPEND`` descriptor
 and are followed by ``fsync`` once per batch; every line ends with ``\\n``. A process killed in the
 middle of a write can therefore leave only a *last* line without its ``\\n``: :func:`recover_jsonl`
 cuts that torn tail off before a run resumes (the rows it held were not counted as done, so they
@@ -17,8 +17,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from ..log import get_logger
+from .errors import InputError
+from .log import get_logger
 
 logger = get_logger(__name__)
 
@@ -48,8 +48,9 @@ def _truncate_torn_tail(path: Path) -> int:
         return size - keep
 
 
-def recover_jsonl(path: str | os.PathLike[str]) -> tuple[dict[str, int], dict[str, Any] | None]:
-    """Make ``path`` end on a complete line and read it: ``({id: line}, first row's "synthesis")``.
+def recover_jsonl(path: str | os.PathLike[str], settings_key: str = "synthesis"
+                  ) -> tuple[dict[str, int], dict[str, Any] | None]:
+    """Make ``path`` end on a complete line and read it: ``({id: line}, first row's settings_key value)``.
 
     A missing file is an empty result. Duplicate ids or corrupt complete lines raise ``InputError``.
     """
@@ -76,8 +77,8 @@ def recover_jsonl(path: str | os.PathLike[str]) -> tuple[dict[str, int], dict[st
                 raise InputError(f"id {obj['id']!r} appears twice in an existing output "
                                  f"(first on line {ids[obj['id']]})", path=path, line=line_no)
             ids[obj["id"]] = line_no
-            if settings is None and isinstance(obj.get("synthesis"), dict):
-                settings = obj["synthesis"]
+            if settings is None and isinstance(obj.get(settings_key), dict):
+                settings = obj[settings_key]
     return ids, settings
 
 
@@ -125,6 +126,17 @@ class JsonlAppender:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def append_jsonl(path: str | os.PathLike[str], objects: list[dict[str, Any]]) -> None:
+    """Append ``objects`` to ``path`` and ``fsync`` them (a no-op for an empty list)."""
+    if not objects:
+        return
+    appender = JsonlAppender(path)
+    try:
+        appender.append(objects)
+    finally:
+        appender.close()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from ..errors import InputError
 from ..formats import TrainingRow, iter_jsonl, parse_training_row, read_corpus, write_json
+from ..journal import append_jsonl, recover_jsonl
 from ..log import get_logger
-from . import store
 from .members import Member, build_committee
 from .scoring import CommitteeConfig, RowResult, check_row, extra_negatives, score_rows
 from .summary import log_summary, summarize_files
@@ -142,8 +142,8 @@ def refine(input_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
     batches = iter_refine(pending, members, config, corpus=corpus, all_rows=rows) if pending else []
     for batch in batches:                       # each batch is on disk (fsync'd) before the next one starts
         kept = [r.to_dict(settings) for r in batch if r.outcome != "dropped"]
-        store.append(out, kept)
-        store.append(dropped, [r.to_dict(settings) for r in batch if r.outcome == "dropped"])
+        append_jsonl(out, kept)
+        append_jsonl(dropped, [r.to_dict(settings) for r in batch if r.outcome == "dropped"])
         report.written += len(kept)
         report.dropped += len(batch) - len(kept)
     report.summary = {**summarize_files(out, dropped), "settings": settings}
@@ -167,8 +167,9 @@ def _members(committee: Any, weights: Any, config: CommitteeConfig, device: Any,
 def _pending(rows: list[TrainingRow], out: Path, dropped: Path, settings: dict[str, Any],
              report: RefineReport) -> list[TrainingRow]:
     """Rows not yet in the output or dropped file; the files must come from this input and settings."""
-    done, previous = store.recover(out, SETTINGS_KEY)
-    done_dropped, previous_dropped = store.recover(dropped, SETTINGS_KEY)
+    ids, previous = recover_jsonl(out, SETTINGS_KEY)
+    ids_dropped, previous_dropped = recover_jsonl(dropped, SETTINGS_KEY)
+    done, done_dropped = set(ids), set(ids_dropped)
     stray = (done | done_dropped) - {r.id for r in rows}
     if stray:
         raise InputError(f"the existing output has {len(stray)} row(s) not in the input (e.g. {min(stray)!r}): "

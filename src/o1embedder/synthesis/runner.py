@@ -36,11 +36,11 @@ from typing import Any
 
 from ..errors import ExpertError, InputError
 from ..formats import TrainingRow, read_training_rows
+from ..journal import JsonlAppender, recover_jsonl
 from ..log import get_logger
 from .backends import Backend, BackendOptions, ExpertUnavailableError, GenRequest, make_backend
 from .prompts import FewShotSampler, PromptTemplate
 from .quality import candidate_problem
-from .store import JsonlAppender, recover_jsonl
 
 logger = get_logger(__name__)
 
