@@ -3,7 +3,7 @@
 PYTHON ?= python3
 STAMP := .install.stamp
 
-.PHONY: install test lint bench
+.PHONY: install demo test lint bench
 
 $(STAMP): pyproject.toml
 	# CPU PyTorch first: without it, peft/accelerate/sentence-transformers pull a multi-GB CUDA build.
@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+demo: $(STAMP)
+	$(PYTHON) -m o1embedder demo --out o1emb-demo
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

@@ -14,10 +14,16 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> dict[str, list[float]]:
-    """Run each function once per round, ``reps`` rounds, in alternating order; seconds per call."""
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int, *, warmup: int = 1) -> dict[str, list[float]]:
+    """Run each function once per round, ``reps`` rounds, in alternating order; seconds per call.
+
+    ``warmup`` untimed rounds come first (allocator, thread pools, caches).
+    """
     times: dict[str, list[float]] = {name: [] for name in fns}
     names = list(fns)
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
     for rep in range(reps):
         for name in names if rep % 2 == 0 else reversed(names):
             start = time.perf_counter()
@@ -40,7 +46,7 @@ def machine() -> dict[str, Any]:
 
 def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> Path:
     """Print rows as a table and write ``benchmarks/results/<name>.json``."""
-    keys = list(rows[0])
+    keys = [k for k in rows[0] if k != "raw"]
     widths = [max(len(k), *(len(_fmt(r[k])) for r in rows)) for k in keys]
     print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
     for r in rows:

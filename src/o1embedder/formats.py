@@ -447,3 +447,19 @@ def _log() -> Any:
     import logging
 
     return logging.getLogger("o1embedder.formats")
+
+
+def write_beir(folder: str | os.PathLike[str], corpus: dict[str, dict[str, str]], queries: dict[str, str],
+               qrels: dict[str, dict[str, dict[str, int]]]) -> Path:
+    """Write a BEIR folder: ``corpus.jsonl``, ``queries.jsonl`` and ``qrels/{split}.tsv`` (with header)."""
+    folder = Path(folder)
+    write_jsonl(folder / "corpus.jsonl", ({"_id": d, "title": r.get("title", ""), "text": r.get("text", "")}
+                                          for d, r in corpus.items()))
+    write_jsonl(folder / "queries.jsonl", ({"_id": q, "text": t} for q, t in queries.items()))
+    for split, judged in qrels.items():
+        with atomic_write(folder / "qrels" / f"{split}.tsv") as handle:
+            handle.write("\t".join(QRELS_HEADER) + "\n")
+            for qid, docs in judged.items():
+                for doc_id, grade in docs.items():
+                    handle.write(f"{qid}\t{doc_id}\t{grade}\n")
+    return folder

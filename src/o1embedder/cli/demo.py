@@ -1,0 +1,39 @@
+"""``o1emb demo``: the whole method end to end on a built-in synthetic world, on CPU, in minutes."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run the whole pipeline end to end on a synthetic world (CPU, minutes)",
+                       description=__doc__)
+    p.add_argument("--out", default="o1emb-demo", help="output folder (default: o1emb-demo)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the world, the data and the model (default 0)")
+    p.add_argument("--epochs", type=float, default=None, help="training epochs (default 30)")
+    p.add_argument("--small", action="store_true", help="a shrunken world and a short training (a quick check)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..demo import DemoConfig, run_demo
+    from ..demo.report import table
+
+    config = DemoConfig(out=args.out, seed=args.seed)
+    if args.small:
+        config.n_people, config.works_per_person, config.n_cities, config.epochs = 8, 3, 4, 4.0
+    if args.epochs is not None:
+        config.epochs = args.epochs
+    report = run_demo(config)
+    print()
+    print(table(report))
+    print(f"\ncommittee accuracy: {100 * report['committee_accuracy']:.1f}%")
+    for ex in report["examples"]:
+        print(f"\nquery:   {ex['query']}\nthought: {' / '.join(ex['thoughts'])}")
+        for d in ex["top"]:
+            print(f"  {'+' if d['relevant'] else '-'} {d['score']:.3f}  {d['text']}")
+    times = ", ".join(f"{k} {v:.0f}s" for k, v in report["stage_seconds"].items())
+    print(f"\nstages: {times}; total {report['total_seconds']:.0f}s")
+    print(f"report: {args.out}/report.md, {args.out}/report.json, {args.out}/report.png")
+    print(f"try:    o1emb search --index {args.out}/index \"{report['examples'][0]['query'] if report['examples'] else 'query'}\"")
+    return 0

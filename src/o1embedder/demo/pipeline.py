@@ -1,0 +1,236 @@
+"""The demo's stages, each timed; every stage calls the library function a user would call."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..formats import read_training_rows, write_beir, write_json, write_jsonl
+from ..log import get_logger
+from ..world import World, make_world, register_world_backend
+
+logger = get_logger(__name__)
+
+
+@dataclass
+class DemoConfig:
+    """Sizes and settings of the demo (defaults: about two minutes on two idle CPU cores)."""
+
+    out: str = "o1emb-demo"
+    seed: int = 0
+    n_people: int = 20
+    works_per_person: int = 3
+    n_cities: int = 8
+    negatives: int = 7
+    """Hard negatives mined per training query (BM25, ranks 2-30: the world is small)."""
+    candidates: int = 3
+    committee: str = "bm25"
+    hidden: int = 128
+    layers: int = 3
+    heads: int = 4
+    vocab_size: int = 1200
+    """Large enough that every invented name is one or two tokens."""
+    epochs: float = 30.0
+    learning_rate: float = 2e-3
+    batch_size: int = 32
+    group_size: int = 4
+    temperature: float = 0.05
+    """InfoNCE temperature (the reference 0.02 is for pretrained LLMs; a model from scratch needs softer)."""
+    lam: float = 0.5
+    n_thoughts: int = 1
+    """Thoughts per test query; sampling at temperature 0 (greedy) keeps the demo deterministic."""
+    max_new_tokens: int = 24
+    examples: int = 3
+    stage_times: dict[str, float] = field(default_factory=dict)
+
+    def validate(self) -> DemoConfig:
+        if self.n_people < 2 or self.works_per_person < 2 or self.n_cities < 2:
+            raise InputError("the world needs at least 2 people, 2 works per person and 2 cities")
+        if self.epochs <= 0 or self.hidden < 16 or self.layers < 1:
+            raise InputError("epochs must be > 0, hidden >= 16 and layers >= 1")
+        return self
+
+
+@contextlib.contextmanager
+def stage(name: str, config: DemoConfig) -> Iterator[None]:
+    logger.info("== %s", name)
+    start = time.perf_counter()
+    yield
+    config.stage_times[name] = round(time.perf_counter() - start, 2)
+    logger.info("   %s done in %.1fs", name, config.stage_times[name])
+
+
+def build_world(config: DemoConfig, out: Path) -> World:
+    world = make_world(config.seed, n_people=config.n_people, works_per_person=config.works_per_person,
+                       n_cities=config.n_cities)
+    data = world.to_beir()
+    write_beir(out / "world", data["corpus"], data["queries"], data["qrels"])
+    logger.info("   %d documents, %d training queries, %d held-out test queries", len(data["corpus"]),
+                len(world.split("train")), len(world.split("test")))
+    return world
+
+
+def mine(config: DemoConfig, out: Path) -> Path:
+    from ..formats import load_beir
+    from ..retrieval import MiningConfig, corpus_retriever, mine_negatives
+
+    dataset = load_beir(out / "world", "train")
+    retriever = corpus_retriever("bm25", dataset.corpus)
+    rows = mine_negatives(dataset, retriever, MiningConfig(negatives=config.negatives, rank_lo=2, rank_hi=30,
+                                                           seed=config.seed), show_progress=False)
+    path = out / "train-mined.jsonl"
+    write_jsonl(path, (r.to_dict() for r in rows))
+    return path
+
+
+def synthesize(config: DemoConfig, world: World, mined: Path, out: Path) -> Path:
+    from ..synthesis import SynthesisConfig
+    from ..synthesis import synthesize as run
+
+    register_world_backend(world)
+    path = out / "candidates.jsonl"
+    report = run(mined, path, f"world:{config.seed}",
+                 config=SynthesisConfig(k=config.candidates, shots=1, seed=config.seed, progress=False))
+    if report.failed:
+        raise InputError(f"synthesis failed for {report.failed} rows (see {report.failures})")
+    return path
+
+
+def refine(config: DemoConfig, world: World, candidates: Path, out: Path) -> tuple[Path, dict[str, Any]]:
+    from ..committee import CommitteeConfig
+    from ..committee import refine as run
+
+    path = out / "train.jsonl"
+    # "alone": the candidate by itself is the probe. Appended to a one-hop query, every candidate finds
+    # the positive (the query names it), so only the candidate alone tells a right bridge from a wrong one.
+    committee = CommitteeConfig(policy="keep-best", query_mode="alone", progress=False)
+    report = run(candidates, path, config.committee, config=committee)
+    rows = read_training_rows(path)
+    right = sum(1 for r in rows if r.thought == world.bridge(r.query))
+    offered = sum(1 for r in rows if world.bridge(r.query) in (r.candidates or []))
+    accuracy = {"committee_accuracy": right / len(rows), "rows": len(rows), "right": right,
+                "rows_with_right_candidate": offered, "thinking_beat_query": report.summary.get("thinking_beat_query")}
+    logger.info("   committee picked the right bridge in %d of %d rows (%.1f%%)", right, len(rows),
+                100 * accuracy["committee_accuracy"])
+    return path, accuracy
+
+
+class _LossLog:
+    """A Trainer callback keeping every logged loss part."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+
+    def __call__(self) -> Any:
+        from transformers import TrainerCallback
+
+        log = self
+
+        class Callback(TrainerCallback):
+            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+                if logs and "contrastive" in logs:
+                    log.history.append({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
+
+        return Callback()
+
+
+def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path, dict[str, Any]]:
+    from ..model import O1Embedder, ThinkConfig
+    from ..toy import build_model, train_tokenizer
+    from ..training import AdapterConfig, DataConfig, LossConfig, TrainConfig
+    from ..training import train as run
+
+    tokenizer = train_tokenizer(world.texts(), vocab_size=config.vocab_size, with_special_tokens=True)
+    base = build_model(tokenizer, hidden=config.hidden, layers=config.layers, heads=config.heads,
+                       kv_heads=config.heads, seed=config.seed)
+    think = ThinkConfig(n_thoughts=config.n_thoughts, temperature=0.0, max_new_tokens=config.max_new_tokens,
+                        seed=config.seed)
+    O1Embedder(base, tokenizer).save_pretrained(out / "base")
+    losses = _LossLog()
+    train_config = TrainConfig(
+        model=str(out / "base"), data=str(data), out=str(out / "training"),
+        data_cfg=DataConfig(group_size=config.group_size, seed=config.seed),
+        loss=LossConfig(temperature=config.temperature, lam=config.lam), adapter=AdapterConfig(mode="full"),
+        training_args={"learning_rate": config.learning_rate, "num_train_epochs": config.epochs,
+                       "per_device_train_batch_size": config.batch_size, "logging_steps": 5,
+                       "save_strategy": "no", "seed": config.seed, "warmup_steps": 0.05, "disable_tqdm": True,
+                       "use_cpu": True, "dataloader_pin_memory": False})
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    final = Path(run(train_config, callbacks=[losses()]))
+    model = O1Embedder.from_pretrained(final, device="cpu", think=think)
+    model.save_pretrained(out / "model")          # the trained model with the demo's think settings
+    first, last = losses.history[0], losses.history[-1]
+    summary = {"steps_logged": len(losses.history), "history": losses.history,
+               "first": {k: first[k] for k in ("contrastive", "thought_lm")},
+               "last": {k: last[k] for k in ("contrastive", "thought_lm")}}
+    logger.info("   contrastive %.3f -> %.3f, thought LM %.3f -> %.3f", first["contrastive"], last["contrastive"],
+                first["thought_lm"], last["thought_lm"])
+    return out / "model", summary
+
+
+def index(model: Path, out: Path) -> Path:
+    from ..formats import read_beir_corpus
+    from ..retrieval import build_index
+
+    corpus = read_beir_corpus(out / "world" / "corpus.jsonl")
+    build_index(str(model), corpus, out / "index", show_progress=False)
+    # keep the texts beside the vectors so `o1emb serve --index` can show titles and snippets
+    write_jsonl(out / "index" / "corpus.jsonl", ({"_id": d, **r} for d, r in corpus.items()))
+    return out / "index"
+
+
+def evaluate(model: Path, out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    from ..evaluation.beir import EvalConfig, evaluate_beir
+
+    bm25, _, _ = evaluate_beir("bm25", out / "world", EvalConfig(split="test"), show_progress=False)
+    o1, runs, comparison = evaluate_beir(str(model), out / "world",
+                                         EvalConfig(split="test", ablation=True, index_dir=str(out / "index"),
+                                                    cache_dir=False), show_progress=False)
+    no_think = o1["ablation"]["no_think"]["metrics"]
+    results = [_row("bm25", bm25["metrics"]), _row("o1-no-think", no_think), _row("o1-think", o1["metrics"])]
+    write_json(out / "eval-o1.json", o1)
+    write_jsonl(out / "per-query.jsonl", comparison or [])
+    return results, {"runs": runs, "comparison": comparison}
+
+
+def _row(system: str, metrics: dict[str, float]) -> dict[str, Any]:
+    keys = ("ndcg@10", "recall@100", "mrr@10", "recall@10")
+    return {"system": system, **{k: round(float(metrics[k]), 4) for k in keys if k in metrics}}
+
+
+def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
+    """Run every stage; write ``report.json``, ``report.md`` and ``report.png`` into ``config.out``."""
+    from .report import examples, write_reports
+
+    config = (config or DemoConfig()).validate()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with stage("world", config):
+        world = build_world(config, out)
+    with stage("mine", config):
+        mined = mine(config, out)
+    with stage("synthesize", config):
+        candidates = synthesize(config, world, mined, out)
+    with stage("refine", config):
+        train_rows, committee = refine(config, world, candidates, out)
+    with stage("train", config):
+        model, losses = train(config, world, train_rows, out)
+    with stage("index", config):
+        index(model, out)
+    with stage("evaluate", config):
+        results, _ = evaluate(model, out)
+    report = {"seed": config.seed, "results": results, "committee_accuracy": committee["committee_accuracy"],
+              "committee": committee, "training": losses,
+              "examples": examples(model, out, world, config.examples),
+              "stage_seconds": dict(config.stage_times), "total_seconds": round(time.perf_counter() - start, 1),
+              "config": {k: v for k, v in asdict(config).items() if k != "stage_times"},
+              "outputs": {"model": str(model), "index": str(out / "index"), "world": str(out / "world")}}
+    write_reports(report, out)
+    return report
