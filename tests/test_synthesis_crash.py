@@ -47,8 +47,10 @@ def test_sigkill_ten_times_then_finish(tmp_path):
     write_rows(rows, ROWS)
     rng = random.Random(1234)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    # latency 50 ms at concurrency 16: about 320 rows/s, so an uninterrupted CLI run takes ~6 s
-    config = StubConfig(latency=0.05, faults=Faults(rate_empty_choice=0.05))
+    # latency 200 ms at concurrency 16: at most 80 rows/s, so ten kills 0.4-1.6 s after each start
+    # (import time included) cannot finish the 2,000 rows even on an idle machine; the rest is done
+    # by the final run (about 10-25 s)
+    config = StubConfig(latency=0.2, faults=Faults(rate_empty_choice=0.05))
     history = []
     with StubServer(config) as stub:
         for _ in range(10):

@@ -24,6 +24,27 @@ def _env_rank() -> int:
     return 0
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of each record (not the one at set-up).
+
+    The command line can run in-process many times (tests, notebooks) while ``sys.stderr`` is swapped
+    underneath; a plain ``StreamHandler`` would keep writing to a closed capture stream.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):  # type: ignore[override]
+        import sys
+
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the property ignores it
+        pass
+
+
 def setup_logging(level: int | str = logging.INFO, *, all_ranks: bool = False) -> None:
     """Configure the ``o1embedder`` logger: INFO on rank 0, WARNING on other ranks unless ``all_ranks``."""
     root = logging.getLogger("o1embedder")
@@ -33,9 +54,10 @@ def setup_logging(level: int | str = logging.INFO, *, all_ranks: bool = False) -
     if rank != 0 and not all_ranks:
         level = max(int(level), logging.WARNING)
     root.setLevel(level)
-    if not root.handlers:
-        handler = logging.StreamHandler()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
         prefix = f"[rank {rank}] " if rank else ""
         handler.setFormatter(logging.Formatter(prefix + _FORMAT, datefmt="%H:%M:%S"))
         root.addHandler(handler)
-    root.propagate = False
+    # Records still propagate: an application's (or pytest's) root handlers see them too. The root
+    # logger of a plain CLI process has no handlers, so nothing is printed twice there.
