@@ -60,3 +60,23 @@ def report(name: str, rows: list[dict[str, Any]], extra: dict[str, Any]) -> Path
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def rss_peak_kb() -> int:
+    """Peak resident memory of this process in KiB (VmHWM; ru_maxrss where /proc is missing)."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def reset_peak() -> None:
+    """Reset the kernel's peak-RSS mark (writes 5 to /proc/self/clear_refs; a no-op elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass

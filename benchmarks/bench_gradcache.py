@@ -22,21 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _rss_peak_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
+from _common import reset_peak, rss_peak_kb
 
 
 def _batch(args: argparse.Namespace, emb_id: int) -> dict:
@@ -70,8 +56,8 @@ def child(args: argparse.Namespace) -> dict:
     model = JointModel(Qwen2ForCausalLM(cfg)).train()
     batch = _batch(args, emb_id=4095)
     loss_cfg = LossConfig()
-    _reset_peak()
-    before = _rss_peak_kb()
+    reset_peak()
+    before = rss_peak_kb()
     t0 = time.perf_counter()
     if args.variant == "plain":
         out = model(**batch)
@@ -80,7 +66,7 @@ def child(args: argparse.Namespace) -> dict:
         parts = gradcache_parts(model, batch, loss_cfg, GradCacheConfig(True, args.query_chunk, args.doc_chunk))
     parts["loss"].backward()
     seconds = time.perf_counter() - t0
-    peak = (_rss_peak_kb() - before) / 1024
+    peak = (rss_peak_kb() - before) / 1024
     grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
     if args.save_grad:
         torch.save(grad, args.save_grad)

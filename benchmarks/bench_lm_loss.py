@@ -22,21 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-
-def _rss_peak_kb() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def _reset_peak() -> None:
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass
+from _common import reset_peak, rss_peak_kb
 
 
 def _batch(args: argparse.Namespace):
@@ -68,8 +54,8 @@ def child(args: argparse.Namespace) -> dict:
     model = Qwen2ForCausalLM(cfg).train()
     ids, mask, labels = _batch(args)
     pos = positions_from_mask(mask)
-    _reset_peak()
-    before = _rss_peak_kb()
+    reset_peak()
+    before = rss_peak_kb()
     t0 = time.perf_counter()
     if args.variant == "full":
         loss = model(input_ids=ids, attention_mask=mask, position_ids=pos, labels=labels, use_cache=False).loss
@@ -81,7 +67,7 @@ def child(args: argparse.Namespace) -> dict:
         loss = torch.nn.functional.cross_entropy(logits, labels[rows, cols + 1])
     loss.backward()
     seconds = time.perf_counter() - t0
-    return {"variant": args.variant, "peak_mb": (_rss_peak_kb() - before) / 1024, "seconds": seconds,
+    return {"variant": args.variant, "peak_mb": (rss_peak_kb() - before) / 1024, "seconds": seconds,
             "loss": float(loss), "tokens": int((labels != -100).sum()), "positions": int(ids.numel())}
 
 
