@@ -52,6 +52,31 @@ def scifact_rows(n: int, negatives: int) -> list[TrainingRow]:
     return rows
 
 
+def check_call_size(encoder, rows: list[TrainingRow], n: int) -> dict[str, dict[str, float]]:
+    """Texts/s of the member alone: one call of batch 64 vs. calls of 4 (what a row-by-row call holds).
+
+    When the two are equal the forward is compute-bound, and batching can only win by de-duplication."""
+    import time
+
+    docs = list(dict.fromkeys(d for r in rows for d in (*r.pos, *r.neg)))[:n]
+    probes = [f"{r.query} {c}" for r in rows for c in r.candidates or []][:n]
+    encoder.encode_texts(docs[:8], "document", show_progress=False)               # warm-up
+    out = {}
+    for side, texts in (("document", docs), ("query", probes)):
+        start = time.perf_counter()
+        encoder.encode_texts(texts, side, batch_size=64, show_progress=False)
+        big = time.perf_counter() - start
+        start = time.perf_counter()
+        for i in range(0, len(texts), 4):
+            encoder.encode_texts(texts[i:i + 4], side, batch_size=64, show_progress=False)
+        small = time.perf_counter() - start
+        out[side] = {"texts": len(texts), "batch64_texts_per_s": len(texts) / big,
+                     "calls_of_4_texts_per_s": len(texts) / small, "batch64_gain": small / big}
+        print(f"call-size check, {side} side: batch 64 {len(texts) / big:.1f}/s, calls of 4 {len(texts) / small:.1f}/s "
+              f"({small / big:.2f}x)")
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=1000)
@@ -60,6 +85,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128, help="MiniLM max_seq_length (tokens)")
     parser.add_argument("--rows-per-batch", type=int, default=256)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--call-check", type=int, default=200,
+                        help="texts per side for the call-size check (0: skip): does the member's forward get "
+                             "faster per text in batches of 64 than in calls of 4 on this machine?")
     args = parser.parse_args()
     if args.threads:
         import torch
@@ -91,10 +119,12 @@ def main() -> None:
               "speedup": base / median(t)} for name, t in times.items()]
     n_docs = sum(len(r.pos) + len(r.neg) for r in rows)
     unique_docs = len({d for r in rows for d in (*r.pos, *r.neg)})
+    call_check = check_call_size(encoder, rows, args.call_check) if args.call_check else None
     report("bench_committee", table, {
         "rows": len(rows), "candidates_per_row": 3, "negatives_per_row": args.negatives, "reps": args.reps,
         "member": f"all-MiniLM-L6-v2 (max_seq_length {args.max_length}, CPU)", "rows_per_batch": args.rows_per_batch,
-        "documents": n_docs, "unique_documents": unique_docs, "same_decisions": same, "times_s": times})
+        "documents": n_docs, "unique_documents": unique_docs, "same_decisions": same, "times_s": times,
+        "call_size_check": call_check})
 
 
 if __name__ == "__main__":

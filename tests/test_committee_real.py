@@ -108,6 +108,11 @@ def test_st_member_uses_the_models_prompts(minilm_path):
     expect_d = model.encode(["passage: Scurvy is a disease."], normalize_embeddings=True)
     np.testing.assert_allclose(probe, expect_q, atol=1e-5)
     np.testing.assert_allclose(doc, expect_d, atol=1e-5)
+    # the retrieval backend (`st:PATH` in index/search/eval) applies the same prompts
+    encoder = member.encoder
+    np.testing.assert_allclose(encoder.encode_queries(["what is scurvy vitamin C"]).vectors, expect_q, atol=1e-5)
+    np.testing.assert_allclose(encoder.encode_documents([{"title": "", "text": "Scurvy is a disease."}]), expect_d,
+                               atol=1e-5)
 
 
 def test_o1_member_embeds_candidates_as_thoughts(tiny_qwen_path, tiny_qwen):

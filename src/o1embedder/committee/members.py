@@ -193,16 +193,7 @@ class STMember(DenseMember):
         self.encoder = encoder or STEncoder(path, device=device)
 
     def _encode(self, texts: list[str], side: str) -> np.ndarray:
-        model = self.encoder.model
-        options: dict[str, Any] = {"batch_size": self.batch_size, "normalize_embeddings": True,
-                                   "convert_to_numpy": True, "show_progress_bar": False}
-        fn = getattr(model, f"encode_{side}", None)              # sentence-transformers >= 5: applies the prompt
-        if fn is None:                                           # older: the prompt by name, when defined
-            fn = model.encode
-            if side in (getattr(model, "prompts", None) or {}):
-                options["prompt_name"] = side
-        vecs = fn(texts, **options)
-        return np.asarray(vecs, dtype=np.float32)
+        return self.encoder.encode_texts(texts, side, batch_size=self.batch_size, show_progress=False)
 
     def encode_probes(self, probes: list[tuple[str, str | None]], mode: str) -> np.ndarray:
         return self._encode([probe_text(q, t, mode) for q, t in probes], "query")

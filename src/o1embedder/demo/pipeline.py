@@ -31,6 +31,8 @@ class DemoConfig:
     """Hard negatives mined per training query (BM25, ranks 2-30: the world is small)."""
     candidates: int = 3
     committee: str = "bm25"
+    other_positives: int = 0
+    """Committee: also rank the positives of this many other rows as negatives."""
     hidden: int = 128
     layers: int = 3
     heads: int = 4
@@ -109,7 +111,8 @@ def refine(config: DemoConfig, world: World, candidates: Path, out: Path) -> tup
     path = out / "train.jsonl"
     # "alone": the candidate by itself is the probe. Appended to a one-hop query, every candidate finds
     # the positive (the query names it), so only the candidate alone tells a right bridge from a wrong one.
-    committee = CommitteeConfig(policy="keep-best", query_mode="alone", progress=False)
+    committee = CommitteeConfig(policy="keep-best", query_mode="alone", other_positives=config.other_positives,
+                                progress=False)
     report = run(candidates, path, config.committee, config=committee)
     rows = read_training_rows(path)
     right = sum(1 for r in rows if r.thought == world.bridge(r.query))

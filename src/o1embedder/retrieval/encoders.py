@@ -48,7 +48,11 @@ def _weights_hash(module: Any, extra: str) -> str:
 
 
 class STEncoder:
-    """A sentence-transformers model, normalised vectors (inner product = cosine)."""
+    """A sentence-transformers model, normalised vectors (inner product = cosine).
+
+    Queries and documents go through the model's own ``query`` / ``document`` prompts when it defines
+    them (``encode_query`` / ``encode_document`` of sentence-transformers >= 5, ``prompt_name`` before).
+    """
 
     normalized = True
 
@@ -62,7 +66,8 @@ class STEncoder:
         if max_length is not None:
             self.model.max_seq_length = max_length
         self.path, self.name = str(path), f"st:{path}"
-        self.dim = int(self.model.get_sentence_embedding_dimension())
+        dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim())
         self._fingerprint: str | None = None
 
     def fingerprint(self) -> str:
@@ -73,20 +78,29 @@ class STEncoder:
     def describe(self) -> dict[str, Any]:
         return {"kind": "st", "path": self.path, "max_seq_length": self.model.max_seq_length}
 
-    def _encode(self, texts: list[str], batch_size: int, show_progress: bool | None) -> np.ndarray:
-        show = show_progress if show_progress is not None else len(texts) >= 100
-        vecs = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=show)
-        return np.asarray(vecs, dtype=np.float32)
+    def encode_texts(self, texts: list[str], side: str, *, batch_size: int = 32,
+                     show_progress: bool | None = None) -> np.ndarray:
+        """Texts as ``side`` (``"query"`` or ``"document"``), with the model's prompt for that side."""
+        options: dict[str, Any] = {"batch_size": batch_size, "normalize_embeddings": True, "convert_to_numpy": True,
+                                   "show_progress_bar": show_progress if show_progress is not None
+                                   else len(texts) >= 100}
+        fn = getattr(self.model, f"encode_{side}", None)          # sentence-transformers >= 5: applies the prompt
+        if fn is None:                                            # older: the prompt by name, when defined
+            fn = self.model.encode
+            if side in (getattr(self.model, "prompts", None) or {}):
+                options["prompt_name"] = side
+        return np.asarray(fn(texts, **options), dtype=np.float32)
 
     def encode_documents(self, docs: Sequence[Doc], *, batch_size: int = 32,
                          show_progress: bool | None = None) -> np.ndarray:
-        return self._encode([document_text(d).strip() for d in docs], batch_size, show_progress)
+        return self.encode_texts([document_text(d).strip() for d in docs], "document", batch_size=batch_size,
+                                 show_progress=show_progress)
 
     def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32,
                        show_progress: bool | None = None) -> QueryEncoding:
         queries = check_queries(queries)
-        return QueryEncoding(self._encode(queries, batch_size, show_progress), [[] for _ in queries])
+        vecs = self.encode_texts(queries, "query", batch_size=batch_size, show_progress=show_progress)
+        return QueryEncoding(vecs, [[] for _ in queries])
 
 
 class O1Encoder:
