@@ -16,19 +16,32 @@ def sigmoid(x: float) -> float:
 
 
 def test_retrieval_quality_rank_and_margin():
-    scores = np.array([[3.0, 1.0, 2.0],      # positive first: rank 1, margin (3-2)/(3+2) = 0.2
-                       [1.0, 2.0, 0.5],      # one negative above: rank 2, margin (1-2)/3
+    scores = np.array([[3.0, 1.0, 2.0],      # positive first: rank 1, margin (3-2)/(2*3) (3 = row's max |s|)
+                       [1.0, 2.0, 0.5],      # one negative above: rank 2, margin (1-2)/6
                        [2.0, 2.0, 1.0]])     # a tie counts against the positive: rank 2, margin 0
     q, rank = rules.retrieval_quality(scores, n_pos=1)
     assert rank.tolist() == [1, 2, 2]
-    assert q == pytest.approx([1 + 0.25 * 0.2, 0.5 - 0.25 / 3, 0.5])
+    assert q == pytest.approx([1 + 0.25 / 6, 0.5 - 0.25 / 6, 0.5])
+
+
+def test_retrieval_margin_is_absolute_within_a_row():
+    # BM25-like: the right bridge adds its entity's score to the positive (and to a negative sharing
+    # it); the wrong one matches the positive less. Same rank; the right one keeps the larger margin.
+    right = [5.0 + 2.0, 2.0 + 0.5, 0.5]      # positive = name + entity; a negative shares the entity
+    wrong = [5.0, 0.5, 0.5]                  # positive = name only; no negative has the wrong entity
+    q, rank = rules.retrieval_quality(np.array([right, wrong]), n_pos=1)
+    assert rank.tolist() == [1, 1]
+    assert q[0] == pytest.approx(1 + 0.25 * 4.5 / 14) and q[1] == pytest.approx(1 + 0.25 * 4.5 / 14)
+    wrong_hits = [5.0, 0.5, 2.0]             # ... and once a negative names the wrong entity, it loses
+    q, _ = rules.retrieval_quality(np.array([right, wrong_hits]), n_pos=1)
+    assert q[0] > q[1]
 
 
 def test_retrieval_quality_best_of_several_positives_and_margin_weight():
     scores = np.array([[0.1, 0.9, 0.5, 0.3]])          # positives 0.1, 0.9; negatives 0.5, 0.3
     q, rank = rules.retrieval_quality(scores, n_pos=2, margin_weight=1.0)
     assert rank.tolist() == [1]
-    assert q == pytest.approx([1 + 0.4 / 1.4])
+    assert q == pytest.approx([1 + 0.4 / 1.8])
 
 
 def test_retrieval_quality_needs_a_negative():

@@ -49,39 +49,40 @@ def cfg(**kw):
 
 
 def test_positive_candidate_wins_and_beats_the_query():
-    # "q apple": pos 1, neg 0 -> rank 1, margin 1 -> 1.25; "q cherry": rank 2, margin -1 -> 0.25;
+    # The row's largest score is 1, so margins are (s+ - s-) / 2.
+    # "q apple": pos 1, neg 0 -> rank 1, margin 1/2 -> 1.125; "q cherry": rank 2, margin -1/2 -> 0.375;
     # "q fruit" and the bare query "q": 0 vs 0 -> rank 2 (tie counts against), margin 0 -> 0.5.
     member = KeywordMember("kw")
     [res] = score_rows([row(["apple", "cherry", "fruit"])], [member], cfg())
-    assert res.members["kw"]["scores"] == pytest.approx([1.25, 0.25, 0.5])
+    assert res.members["kw"]["scores"] == pytest.approx([1.125, 0.375, 0.5])
     assert res.members["kw"]["baseline"] == pytest.approx(0.5)
     assert res.members["kw"]["ranks"] == [1, 3, 2]
     assert res.members["kw"]["positive_rank"] == [1, 2, 2]
-    e = np.exp(np.array([12.5, 2.5, 5.0]) - 12.5)
+    e = np.exp(np.array([11.25, 3.75, 5.0]) - 11.25)
     assert res.votes == pytest.approx(list(e / e.sum()))
     assert res.chosen == 0 and res.thought == "apple" and res.outcome == "thought"
-    assert res.vs_query == pytest.approx(2 / (1 + math.exp(-7.5)) - 1)
+    assert res.vs_query == pytest.approx(2 / (1 + math.exp(-6.25)) - 1)
     assert res.agreement == 1.0
 
 
 @pytest.mark.parametrize(("policy", "outcome", "thought"),
                          [("empty", "empty", ""), ("keep-best", "keep-best", "fruit"), ("drop", "dropped", "")])
 def test_baseline_rule_and_policies(policy, outcome, thought):
-    # the generic "fruit" (0.5) beats the negative-derived "cherry" (0.25) but only ties the bare query
+    # the generic "fruit" (0.5) beats the negative-derived "cherry" (0.375) but only ties the bare query
     [res] = score_rows([row(["cherry", "fruit"])], [KeywordMember("kw")], cfg(policy=policy))
     assert res.chosen == 1 and res.vs_query == pytest.approx(0.0)
     assert res.outcome == outcome and res.thought == thought
 
 
 def test_margin_is_in_vote_share():
-    # vs_query of "apple" is 2 sigmoid(7.5) - 1 = 0.99889: beats a margin of 0.99, not of 0.999
+    # vs_query of "apple" is 2 sigmoid(6.25) - 1 = 0.99614: beats a margin of 0.99, not of 0.999
     assert score_rows([row(["apple"])], [KeywordMember("kw")], cfg(margin=0.99))[0].outcome == "thought"
     assert score_rows([row(["apple"])], [KeywordMember("kw")], cfg(margin=0.999))[0].outcome == "empty"
 
 
 @pytest.mark.parametrize("voting", ["soft", "hard", "borda"])
 def test_two_members_disagree_weights_decide(voting):
-    # B reads "apple" as "date" and "cherry" as "banana": A = [1.25, 0.25, 0.5], B = [0.25, 1.25, 0.5]
+    # B reads "apple" as "date" and "cherry" as "banana": A = [1.125, 0.375, 0.5], B = [0.375, 1.125, 0.5]
     a, b = KeywordMember("A"), KeywordMember("B", synonyms={"apple": "date", "cherry": "banana"})
     [res] = score_rows([row(["apple", "cherry", "fruit"])], [a, b], cfg(voting=voting))
     assert res.chosen == 0 and res.agreement == 0.5            # symmetric: tie -> lowest index

@@ -234,4 +234,4 @@ def register_world_backend(world: World) -> None:
     """Make ``world:SEED`` usable as a synthesis expert spec for this world."""
     from .synthesis import register_backend
 
-    register_backend("world", lambda target, options: WorldExpert(world))
+    register_backend("world", lambda target, options: WorldExpert(world), replace=True)

@@ -19,14 +19,19 @@ every document, ``s(x, d)`` (cosine for dense members, BM25 with collection stat
 With ``s+ = max_{d in P} s(x, d)`` and ``s- = max_{d in N} s(x, d)``::
 
     rank(x)   = 1 + #{d in N : s(x, d) >= s+}            (ties count against the positive)
-    margin(x) = (s+ - s-) / (|s+| + |s-| + 1e-9)          (relative margin, in [-1, 1])
+    margin(x) = (s+ - s-) / (2 S)                         (in [-1, 1])
     q_m(x)    = 1 / rank(x) + alpha * margin(x)           (alpha = ``margin_weight``, default 0.25)
 
-The reciprocal rank dominates (1 vs 1/2 differ by 0.5, more than alpha * 2 at the default); the
-relative margin orders probes of equal rank and is scale-free, so BM25 and cosine members land on the
-same [-alpha, 1 + alpha] scale. A generic thought that matches every document equally gets a poor
-rank (ties count against it) and a margin near 0: it no longer wins. A row needs at least one
-negative (its own or an other row's positive) under this rule.
+with ``S = max |s(x', d)|`` over every probe x' of the row (baseline and candidates) and every
+document: the margins of one row's probes are measured in one unit, so they compare absolute
+distances, and BM25 and cosine members land on the same [-alpha, 1 + alpha] scale. The reciprocal
+rank dominates (1 vs 1/2 differ by 0.5, more than alpha * 2 at the default); the margin orders probes
+of equal rank. (A per-probe relative margin, ``(s+ - s-) / (|s+| + |s-|)``, would reward a candidate
+for matching *less* of the positive: "W is in C'" beats the right "W is in C" under BM25 whenever
+no negative mentions C', because the right city raises both s+ and the denominator.) A generic
+thought that matches every document equally gets a poor rank (ties count against it) and a margin
+near 0: it no longer wins. A row needs at least one negative (its own or an other row's positive)
+under this rule.
 
 ``similarity`` (the reference rule). Dense members: ``q_m(x) = 100 * cos(x, P_1)`` with P_1 the
 row's first positive. ``bm25``: the positive is the query and the K candidates are the corpus
@@ -84,7 +89,8 @@ def retrieval_quality(scores: np.ndarray, n_pos: int, margin_weight: float = 0.2
     negs = scores[:, n_pos:]                                     # [X, D - n_pos]
     best_neg = negs.max(axis=1)                                  # [X]
     rank = 1 + (negs >= best_pos[:, None]).sum(axis=1)           # [X]
-    margin = (best_pos - best_neg) / (np.abs(best_pos) + np.abs(best_neg) + 1e-9)
+    scale = 2.0 * np.abs(scores).max() + 1e-9                    # one unit for every probe of the row
+    margin = (best_pos - best_neg) / scale
     return 1.0 / rank + margin_weight * margin, rank
 
 

@@ -46,7 +46,9 @@ class DemoConfig:
     """InfoNCE temperature (the reference 0.02 is for pretrained LLMs; a model from scratch needs softer)."""
     lam: float = 0.5
     n_thoughts: int = 1
-    """Thoughts per test query; sampling at temperature 0 (greedy) keeps the demo deterministic."""
+    """Thoughts per test query (their vectors are averaged)."""
+    think_temperature: float = 0.0
+    """0: greedy. Sampling is seeded per (seed, query, sample), so the demo stays deterministic either way."""
     max_new_tokens: int = 24
     examples: int = 3
     stage_times: dict[str, float] = field(default_factory=dict)
@@ -118,7 +120,7 @@ def refine(config: DemoConfig, world: World, candidates: Path, out: Path) -> tup
     right = sum(1 for r in rows if r.thought == world.bridge(r.query))
     offered = sum(1 for r in rows if world.bridge(r.query) in (r.candidates or []))
     accuracy = {"committee_accuracy": right / len(rows), "rows": len(rows), "right": right,
-                "rows_with_right_candidate": offered, "thinking_beat_query": report.summary.get("thinking_beat_query")}
+                "rows_with_right_candidate": offered, "thinking_beats_query": report.summary.get("thinking_beats_query")}
     logger.info("   committee picked the right bridge in %d of %d rows (%.1f%%)", right, len(rows),
                 100 * accuracy["committee_accuracy"])
     return path, accuracy
@@ -152,7 +154,7 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
     tokenizer = train_tokenizer(world.texts(), vocab_size=config.vocab_size, with_special_tokens=True)
     base = build_model(tokenizer, hidden=config.hidden, layers=config.layers, heads=config.heads,
                        kv_heads=config.heads, seed=config.seed)
-    think = ThinkConfig(n_thoughts=config.n_thoughts, temperature=0.0, max_new_tokens=config.max_new_tokens,
+    think = ThinkConfig(n_thoughts=config.n_thoughts, temperature=config.think_temperature, max_new_tokens=config.max_new_tokens,
                         seed=config.seed)
     O1Embedder(base, tokenizer).save_pretrained(out / "base")
     losses = _LossLog()
