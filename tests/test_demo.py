@@ -54,3 +54,19 @@ def test_search_works_on_the_demo_index(small_demo, capsys):
     assert main(["search", "--index", str(out / "index"), query, "--k", "3", "--json"]) == 0
     printed = capsys.readouterr().out
     assert query in printed and "hits" in printed
+
+
+def test_validation_mode_evaluates_on_training_works_only(tmp_path):
+    from o1embedder.world import make_world
+
+    config = DemoConfig(out=str(tmp_path), seed=1, n_people=8, works_per_person=3, n_cities=4, epochs=1.0,
+                        hidden=32, layers=1, vocab_size=400, validation=True, examples=1)
+    report = run_demo(config)
+    assert report["evaluated_on"] == "validation"
+    evaluated = {json.loads(line)["query_id"] for line in (tmp_path / "per-query.jsonl").read_text().splitlines()}
+    world = make_world(1, n_people=8, works_per_person=3, n_cities=4)
+    test_ids = {q.id for q in world.split("test")}
+    assert evaluated and evaluated.isdisjoint(test_ids)
+    trained = {json.loads(line)["id"] for line in (tmp_path / "train.jsonl").read_text().splitlines()}
+    assert trained.isdisjoint(evaluated | test_ids)
+    assert "validation queries" in (tmp_path / "report.md").read_text()

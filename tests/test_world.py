@@ -57,3 +57,20 @@ def test_expert_offers_one_right_bridge_among_distractors():
     prompt = f"Think about it.\n\nQuery: {world.queries[0].text}\nResponse:"
     done = asyncio.run(expert.complete(GenRequest(messages=[{"role": "user", "content": prompt}], n=4, seed=0)))
     assert len(done.texts) == 4 and world.queries[0].bridge in done.texts
+
+
+def test_validation_world_never_shows_the_test_split():
+    world, original = make_world(0), make_world(0)
+    test_ids = {q.id for q in original.split("test")}
+    world.hold_out_validation(0.25)
+    val, train = world.split("test"), world.split("train")
+    assert val and {q.id for q in val}.isdisjoint(test_ids)              # validation comes from training works
+    assert {q.id for q in world.split("heldout")} == test_ids            # the real test queries are set aside
+    assert {q.id for q in train}.isdisjoint(test_ids | {q.id for q in val})
+    assert {q.bridge for q in val} <= {q.bridge for q in train}          # built like the test split
+    val_works = {q.work for q in val}
+    assert all(q.family in {"designer", "location"} for q in train if q.work in val_works)
+    assert len(val_works) == len({q.work for q in original.split("train") if q.family == "else"}) // 4
+    again = make_world(0)
+    again.hold_out_validation(0.25)
+    assert [q.id for q in again.split("test")] == [q.id for q in val]    # seeded

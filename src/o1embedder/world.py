@@ -105,6 +105,25 @@ class World:
     def split(self, name: str) -> list[WorldQuery]:
         return [q for q in self.queries if q.split == name]
 
+    def hold_out_validation(self, share: float = 0.25) -> None:
+        """Turn this world into a *validation* world, for choosing settings without the test split.
+
+        The two-hop queries of ``share`` of the training works (seeded) become the ``test`` split (and
+        leave training); the real held-out queries move to a ``heldout`` split that nothing reads. Every
+        work keeps its one-hop training queries, so the validation queries are built exactly like the
+        test ones: combinations never trained on, whose bridges training thoughts state.
+        """
+        if not 0 < share < 1:
+            raise ValueError(f"validation share must be in (0, 1), got {share}")
+        two_hop = ("else", "birthplace", "same_city")
+        works = sorted({q.work for q in self.queries if q.split == "train" and q.family in two_hop})
+        chosen = set(random.Random(f"validation-{self.seed}").sample(works, max(1, int(len(works) * share))))
+        for q in self.queries:
+            if q.split == "test":
+                q.split = "heldout"
+            elif q.family in two_hop and q.work in chosen:
+                q.split = "test"
+
     def qrels(self, name: str) -> dict[str, dict[str, int]]:
         return {q.id: {d: 1 for d in q.relevant} for q in self.split(name)}
 

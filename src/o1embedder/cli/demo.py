@@ -10,8 +10,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("--out", default="o1emb-demo", help="output folder (default: o1emb-demo)")
     p.add_argument("--seed", type=int, default=0, help="seed of the world, the data and the model (default 0)")
-    p.add_argument("--epochs", type=float, default=None, help="training epochs (default 30)")
+    p.add_argument("--epochs", type=float, default=None, help="training epochs (default 60)")
     p.add_argument("--small", action="store_true", help="a shrunken world and a short training (a quick check)")
+    p.add_argument("--validation", action="store_true",
+                   help="evaluate on validation queries carved from the training works, not the test split "
+                        "(for choosing settings; see docs/demo.md)")
     p.set_defaults(func=run)
 
 
@@ -19,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..demo import DemoConfig, run_demo
     from ..demo.report import table
 
-    config = DemoConfig(out=args.out, seed=args.seed)
+    config = DemoConfig(out=args.out, seed=args.seed, validation=args.validation)
     if args.small:
         config.n_people, config.works_per_person, config.n_cities, config.epochs = 8, 3, 4, 4.0
     if args.epochs is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -34,11 +35,12 @@ class DemoConfig:
     other_positives: int = 0
     """Committee: also rank the positives of this many other rows as negatives."""
     hidden: int = 128
-    layers: int = 3
+    layers: int = 4
     heads: int = 4
     vocab_size: int = 1200
     """Large enough that every invented name is one or two tokens."""
-    epochs: float = 30.0
+    epochs: float = 60.0
+    """60 epochs and 4 layers were chosen on the validation split (``--validation``; docs/demo.md)."""
     learning_rate: float = 2e-3
     batch_size: int = 32
     group_size: int = 4
@@ -51,6 +53,9 @@ class DemoConfig:
     """0: greedy. Sampling is seeded per (seed, query, sample), so the demo stays deterministic either way."""
     max_new_tokens: int = 24
     examples: int = 3
+    validation: bool = False
+    """Evaluate on a validation split carved from the training works instead of the test split (see
+    :meth:`~o1embedder.world.World.hold_out_validation`): how the demo's settings were chosen."""
     stage_times: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> DemoConfig:
@@ -73,10 +78,12 @@ def stage(name: str, config: DemoConfig) -> Iterator[None]:
 def build_world(config: DemoConfig, out: Path) -> World:
     world = make_world(config.seed, n_people=config.n_people, works_per_person=config.works_per_person,
                        n_cities=config.n_cities)
+    if config.validation:
+        world.hold_out_validation()
     data = world.to_beir()
     write_beir(out / "world", data["corpus"], data["queries"], data["qrels"])
-    logger.info("   %d documents, %d training queries, %d held-out test queries", len(data["corpus"]),
-                len(world.split("train")), len(world.split("test")))
+    logger.info("   %d documents, %d training queries, %d held-out %s queries", len(data["corpus"]),
+                len(world.split("train")), len(world.split("test")), "validation" if config.validation else "test")
     return world
 
 
@@ -158,18 +165,23 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
                         seed=config.seed)
     O1Embedder(base, tokenizer).save_pretrained(out / "base")
     losses = _LossLog()
+    with open(data, encoding="utf-8") as handle:
+        steps = math.ceil(sum(1 for line in handle if line.strip()) / config.batch_size) * config.epochs
     train_config = TrainConfig(
         model=str(out / "base"), data=str(data), out=str(out / "training"),
         data_cfg=DataConfig(group_size=config.group_size, seed=config.seed),
         loss=LossConfig(temperature=config.temperature, lam=config.lam), adapter=AdapterConfig(mode="full"),
         training_args={"learning_rate": config.learning_rate, "num_train_epochs": config.epochs,
-                       "per_device_train_batch_size": config.batch_size, "logging_steps": 5,
+                       "per_device_train_batch_size": config.batch_size,
+                       "logging_steps": max(1, min(5, int(steps // 2))),
                        "save_strategy": "no", "seed": config.seed, "warmup_steps": 0.05, "disable_tqdm": True,
                        "use_cpu": True, "dataloader_pin_memory": False})
     logging.getLogger("transformers").setLevel(logging.ERROR)
     final = Path(run(train_config, callbacks=[losses()]))
     model = O1Embedder.from_pretrained(final, device="cpu", think=think)
     model.save_pretrained(out / "model")          # the trained model with the demo's think settings
+    if not losses.history:
+        raise InputError(f"training ran too few steps to log its losses (~{steps:.0f}); raise --epochs")
     first, last = losses.history[0], losses.history[-1]
     summary = {"steps_logged": len(losses.history), "history": losses.history,
                "first": {k: first[k] for k in ("contrastive", "thought_lm")},
@@ -231,7 +243,7 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
         index(model, out)
     with stage("evaluate", config):
         results, _ = evaluate(model, out)
-    report = {"seed": config.seed, "results": results, "committee_accuracy": committee["committee_accuracy"],
+    report = {"seed": config.seed, "evaluated_on": "validation" if config.validation else "test", "results": results, "committee_accuracy": committee["committee_accuracy"],
               "committee": committee, "training": losses,
               "examples": examples(model, out, world, config.examples),
               "stage_seconds": dict(config.stage_times), "total_seconds": round(time.perf_counter() - start, 1),
