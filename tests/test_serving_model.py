@@ -45,7 +45,7 @@ def test_a_request_inside_a_micro_batch_equals_it_served_alone(tiny_qwen, kind: 
     else:
         extra = {**THINK, "return_thoughts": True} if kind == "query-think" else {"think": False}
         bodies = [{"input": q, "input_type": "query", **extra} for q in QUERIES]
-    app = create_app(tiny_qwen, settings=ServeSettings(model_id="tiny", max_wait_ms=300))
+    app = create_app(tiny_qwen, settings=ServeSettings(model_id="tiny", max_wait_ms=300, query_cache=0))
     engine = app.state.engine
     together = _serve(app, bodies, together=True)
     calls_together = engine.batcher.stats.calls
@@ -61,6 +61,44 @@ def test_a_request_inside_a_micro_batch_equals_it_served_alone(tiny_qwen, kind: 
         direct, thoughts = tiny_qwen.encode_queries([QUERIES[0]], return_thoughts=True, **THINK)
         np.testing.assert_allclose(alone[0][0]["embedding"], direct[0], atol=1e-6, rtol=0)
         assert alone[0][0]["thoughts"] == thoughts[0]
+
+
+def test_reproducible_queries_are_answered_from_the_cache(tiny_qwen) -> None:
+    app = create_app(tiny_qwen, settings=ServeSettings(model_id="tiny", query_cache=2))
+    engine = app.state.engine
+    body = {"input": QUERIES[:2], "input_type": "query", "return_thoughts": True, **THINK}
+    first = _serve(app, [body], together=False)[0]
+    calls = engine.batcher.stats.calls
+    again = _serve(app, [body], together=False)[0]
+    assert engine.batcher.stats.calls == calls                      # no model call the second time
+    assert again == first                                           # same vectors and thoughts
+    mixed = _serve(app, [{**body, "input": [QUERIES[2], QUERIES[0]]}], together=False)[0]
+    assert engine.batcher.stats.calls == calls + 1                  # only the new query went to the model
+    assert mixed[1]["embedding"] == first[0]["embedding"]
+    assert engine.cache.stats() == {"size": 2, "entries": 2, "hits": 3, "misses": 3}
+    fresh = create_app(tiny_qwen, settings=ServeSettings(model_id="tiny", query_cache=0))
+    assert _serve(fresh, [body], together=False)[0][0]["thoughts"] == first[0]["thoughts"]
+    engine.batcher.stop()
+    fresh.state.engine.batcher.stop()
+
+
+def test_only_reproducible_generations_are_cached() -> None:
+    from types import SimpleNamespace
+
+    from o1embedder.serving.engine import Engine, Generation, QueryCache
+
+    model = SimpleNamespace(settings=SimpleNamespace(think=SimpleNamespace(temperature=0.7, seed=None)))
+    engine = Engine(model, ServeSettings())
+    assert not engine.reproducible(Generation())                     # sampling with no seed: never cached
+    assert engine.reproducible(Generation(seed=3)) and engine.reproducible(Generation(temperature=0.0))
+    assert engine.reproducible(Generation(think=False))
+    engine.batcher.stop()
+    cache = QueryCache(2)
+    for text in ("a", "b"):
+        cache.put((Generation(), text), text)                        # type: ignore[arg-type]
+    assert cache.get((Generation(), "a")) == "a"                     # "a" is now the most recent
+    cache.put((Generation(), "c"), "c")                              # type: ignore[arg-type]
+    assert cache.get((Generation(), "b")) is None and cache.get((Generation(), "a")) == "a"
 
 
 def test_openai_client_gets_the_in_process_vectors(tiny_qwen) -> None:

@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             ("--max-wait-ms", float, "how long a request waits for others to batch with (default 5)"),
             ("--max-inputs", int, "texts per /v1/embeddings request (default 64)"),
             ("--max-chars", int, "characters per text (default 8192)"),
-            ("--max-k", int, "largest k of /v1/search (default 100)")):
+            ("--max-k", int, "largest k of /v1/search (default 100)"),
+            ("--query-cache", int, "reproducible query answers kept in memory (default 4096; 0 = off)")):
         limits.add_argument(flag, type=kind, default=None, help=help_text)
     add_generation_options(p)
     p.set_defaults(func=run)
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     think = {"n_thoughts": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
              "max_new_tokens": args.max_new_tokens, "seed": args.seed}
     limits = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "max_inputs": args.max_inputs,
-              "max_chars": args.max_chars, "max_k": args.max_k}
+              "max_chars": args.max_chars, "max_k": args.max_k, "query_cache": args.query_cache}
     components = load_components(args.model, args.index, corpus=args.corpus, device=args.device,
                                  dtype=args.dtype, think_overrides=think, threads=args.threads)
     settings = ServeSettings.from_env(args.api_key_env, model_id=args.model_id or components.model_id,

@@ -8,6 +8,7 @@ tokenizer, whose fast Rust core is not safe to call from several threads) is use
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -72,6 +73,36 @@ DOCUMENTS = ("documents",)
 """The batch key of document embedding (documents never think, so they all share one key)."""
 
 
+class QueryCache:
+    """Answers to queries by ``(Generation, text)``, least recently used dropped first.
+
+    Sampling is counter-based per (seed, query, sample), so with a fixed seed a query's thoughts do
+    not depend on what else shares its batch: a cached answer equals a fresh one.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size, self.hits, self.misses = size, 0, 0
+        self._items: OrderedDict[tuple[Generation, str], Embedded] = OrderedDict()
+
+    def get(self, key: tuple[Generation, str]) -> Embedded | None:
+        found = self._items.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return found
+
+    def put(self, key: tuple[Generation, str], value: Embedded) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def stats(self) -> dict[str, int]:
+        return {"size": self.size, "entries": len(self._items), "hits": self.hits, "misses": self.misses}
+
+
 class Engine:
     """Model + optional index + optional corpus, behind a micro-batcher."""
 
@@ -80,6 +111,7 @@ class Engine:
         self.model, self.settings, self.index, self.corpus = model, settings, index, corpus
         self.batcher = MicroBatcher(self._run, max_size=settings.max_batch,
                                     max_wait_s=settings.max_wait_ms / 1000, max_queue=settings.max_queue)
+        self.cache = QueryCache(settings.query_cache) if settings.query_cache > 0 else None
 
     @property
     def dim(self) -> int | None:
@@ -109,9 +141,28 @@ class Engine:
         return [Embedded(vectors[i], thoughts[i], tokens[i]) for i in range(len(texts))]
 
     # -- asyncio side ---------------------------------------------------------------------------
+    def reproducible(self, generation: Generation) -> bool:
+        """Whether a query's answer is fixed by its text and ``generation`` (so it may be cached)."""
+        if not generation.think:
+            return True
+        default = getattr(getattr(self.model, "settings", None), "think", None)
+        temperature = generation.temperature if generation.temperature is not None else \
+            getattr(default, "temperature", None)
+        seed = generation.seed if generation.seed is not None else getattr(default, "seed", None)
+        return temperature == 0 or seed is not None
+
     async def embed(self, texts: list[str], generation: Generation | None) -> list[Embedded]:
-        """Embed as documents (``generation=None``) or as queries."""
-        return await self.batcher.submit(DOCUMENTS if generation is None else generation, texts)
+        """Embed as documents (``generation=None``) or as queries (reproducible ones from the cache)."""
+        if generation is None or self.cache is None or not self.reproducible(generation):
+            return await self.batcher.submit(DOCUMENTS if generation is None else generation, texts)
+        found = [self.cache.get((generation, t)) for t in texts]
+        todo = [i for i, hit in enumerate(found) if hit is None]
+        if todo:
+            fresh = await self.batcher.submit(generation, [texts[i] for i in todo])
+            for i, answer in zip(todo, fresh, strict=True):
+                found[i] = answer
+                self.cache.put((generation, texts[i]), answer)
+        return [hit for hit in found if hit is not None]
 
     async def search(self, query: str, k: int, generation: Generation) -> tuple[Embedded, list[dict[str, Any]]]:
         """The query's embedding (with its thoughts) and its top-``k`` hits with titles and snippets."""
@@ -135,7 +186,8 @@ class Engine:
                                                  "has_texts": self.corpus is not None}
         return {"model": self.settings.model_id, "dim": self.dim, "index": index,
                 "batching": {"max_batch": self.settings.max_batch, "max_wait_ms": self.settings.max_wait_ms,
-                             **self.batcher.stats.to_dict()}}
+                             **self.batcher.stats.to_dict()},
+                "query_cache": self.cache.stats() if self.cache is not None else None}
 
 
 def _snippet(text: str, limit: int) -> str:

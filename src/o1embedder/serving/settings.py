@@ -34,6 +34,9 @@ class ServeSettings:
     """Micro-batching: how long the first request of a batch waits for company."""
     max_queue: int = 1024
     """Texts waiting for the model; beyond this requests get 503 (back-pressure, bounded memory)."""
+    query_cache: int = 4096
+    """Query answers kept in memory (least recently used dropped first), keyed by text and generation
+    settings; only reproducible ones are kept (no thinking, greedy, or a fixed seed). 0 = off."""
     snippet_chars: int = 240
     """Characters of document text shown per search hit."""
     api_key: str | None = None
@@ -49,6 +52,8 @@ class ServeSettings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"serve setting {name} must be an integer >= 1, got {value!r}")
+        if isinstance(self.query_cache, bool) or not isinstance(self.query_cache, int) or self.query_cache < 0:
+            raise InputError(f"serve setting query_cache must be an integer >= 0, got {self.query_cache!r}")
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
             raise InputError(f"serve setting max_new_tokens must be >= 0, got {self.max_new_tokens!r}")
         if not isinstance(self.max_wait_ms, (int, float)) or self.max_wait_ms < 0:
