@@ -32,8 +32,6 @@ class DemoConfig:
     """Hard negatives mined per training query (BM25, ranks 2-30: the world is small)."""
     candidates: int = 3
     committee: str = "bm25"
-    other_positives: int = 0
-    """Committee: also rank the positives of this many other rows as negatives."""
     hidden: int = 128
     layers: int = 4
     heads: int = 4
@@ -57,6 +55,11 @@ class DemoConfig:
     """Evaluate on a validation split carved from the training works instead of the test split (see
     :meth:`~o1embedder.world.World.hold_out_validation`): how the demo's settings were chosen."""
     stage_times: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def evaluated_on(self) -> str:
+        """The split the held-out queries come from: ``"validation"`` or ``"test"``."""
+        return "validation" if self.validation else "test"
 
     def validate(self) -> DemoConfig:
         if self.n_people < 2 or self.works_per_person < 2 or self.n_cities < 2:
@@ -83,7 +86,7 @@ def build_world(config: DemoConfig, out: Path) -> World:
     data = world.to_beir()
     write_beir(out / "world", data["corpus"], data["queries"], data["qrels"])
     logger.info("   %d documents, %d training queries, %d held-out %s queries", len(data["corpus"]),
-                len(world.split("train")), len(world.split("test")), "validation" if config.validation else "test")
+                len(world.split("train")), len(world.split("test")), config.evaluated_on)
     return world
 
 
@@ -120,8 +123,7 @@ def refine(config: DemoConfig, world: World, candidates: Path, out: Path) -> tup
     path = out / "train.jsonl"
     # "alone": the candidate by itself is the probe. Appended to a one-hop query, every candidate finds
     # the positive (the query names it), so only the candidate alone tells a right bridge from a wrong one.
-    committee = CommitteeConfig(policy="keep-best", query_mode="alone", other_positives=config.other_positives,
-                                progress=False)
+    committee = CommitteeConfig(policy="keep-best", query_mode="alone", progress=False)
     report = run(candidates, path, config.committee, config=committee)
     rows = read_training_rows(path)
     right = sum(1 for r in rows if r.thought == world.bridge(r.query))
@@ -161,8 +163,8 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
     tokenizer = train_tokenizer(world.texts(), vocab_size=config.vocab_size, with_special_tokens=True)
     base = build_model(tokenizer, hidden=config.hidden, layers=config.layers, heads=config.heads,
                        kv_heads=config.heads, seed=config.seed)
-    think = ThinkConfig(n_thoughts=config.n_thoughts, temperature=config.think_temperature, max_new_tokens=config.max_new_tokens,
-                        seed=config.seed)
+    think = ThinkConfig(n_thoughts=config.n_thoughts, temperature=config.think_temperature,
+                        max_new_tokens=config.max_new_tokens, seed=config.seed)
     O1Embedder(base, tokenizer).save_pretrained(out / "base")
     losses = _LossLog()
     with open(data, encoding="utf-8") as handle:
@@ -243,7 +245,8 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
         index(model, out)
     with stage("evaluate", config):
         results, _ = evaluate(model, out)
-    report = {"seed": config.seed, "evaluated_on": "validation" if config.validation else "test", "results": results, "committee_accuracy": committee["committee_accuracy"],
+    report = {"seed": config.seed, "evaluated_on": config.evaluated_on, "results": results,
+              "committee_accuracy": committee["committee_accuracy"],
               "committee": committee, "training": losses,
               "examples": examples(model, out, world, config.examples),
               "stage_seconds": dict(config.stage_times), "total_seconds": round(time.perf_counter() - start, 1),

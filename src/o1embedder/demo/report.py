@@ -35,14 +35,10 @@ def examples(model: Path, out: Path, world: World, count: int) -> list[dict[str,
     return rows
 
 
-def _split_name(report: dict[str, Any]) -> str:
-    return "validation" if report.get("evaluated_on") == "validation" else "test"
-
-
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"# o1emb demo (seed {report['seed']})", "",
-             f"Held-out {_split_name(report)} queries: two-hop questions whose bridging fact the query does "
-             "not state.", "",
+             f"Held-out {report.get('evaluated_on', 'test')} queries: two-hop questions whose bridging fact "
+             "the query does not state.", "",
              "| system | nDCG@10 | Recall@10 | Recall@100 |", "|---|---|---|---|"]
     lines += [f"| {r['system']} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['recall@100']:.4f} |"
               for r in report["results"]]
@@ -83,7 +79,7 @@ def chart(report: dict[str, Any], path: Path) -> bool:
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks(range(len(systems)), systems)
     ax.set_ylim(0, 1.25)
-    ax.set_title(f"Held-out two-hop {_split_name(report)} queries (seed {report['seed']})")
+    ax.set_title(f"Held-out two-hop {report.get('evaluated_on', 'test')} queries (seed {report['seed']})")
     ax.legend(loc="upper center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     with atomic_write(path, "wb") as handle:

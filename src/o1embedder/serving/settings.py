@@ -46,14 +46,13 @@ class ServeSettings:
 
     def validate(self) -> ServeSettings:
         """Raise :class:`InputError` for a setting out of range; return ``self``."""
-        positive = ("max_inputs", "max_chars", "max_k", "max_n_thoughts", "max_body_bytes", "max_batch",
-                    "max_queue", "snippet_chars")
-        for name in positive:
+        minimum = {name: 1 for name in ("max_inputs", "max_chars", "max_k", "max_n_thoughts", "max_body_bytes",
+                                        "max_batch", "max_queue", "snippet_chars")}
+        minimum["query_cache"] = 0
+        for name, lowest in minimum.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InputError(f"serve setting {name} must be an integer >= 1, got {value!r}")
-        if isinstance(self.query_cache, bool) or not isinstance(self.query_cache, int) or self.query_cache < 0:
-            raise InputError(f"serve setting query_cache must be an integer >= 0, got {self.query_cache!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise InputError(f"serve setting {name} must be an integer >= {lowest}, got {value!r}")
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 0:
             raise InputError(f"serve setting max_new_tokens must be >= 0, got {self.max_new_tokens!r}")
         if not isinstance(self.max_wait_ms, (int, float)) or self.max_wait_ms < 0:
