@@ -63,14 +63,14 @@ def tiny_llama_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_qwen(tiny_qwen_path: Path):
     from o1embedder.model import O1Embedder
 
-    return O1Embedder.from_pretrained(tiny_qwen_path, device="cpu")
+    return O1Embedder.from_pretrained(tiny_qwen_path, device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")
 def tiny_llama(tiny_llama_path: Path):
     from o1embedder.model import O1Embedder
 
-    return O1Embedder.from_pretrained(tiny_llama_path, device="cpu")
+    return O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="float32")
 
 
 @pytest.fixture(scope="session")

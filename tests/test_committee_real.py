@@ -116,7 +116,7 @@ def test_st_member_uses_the_models_prompts(minilm_path):
 
 
 def test_o1_member_embeds_candidates_as_thoughts(tiny_qwen_path, tiny_qwen):
-    member = O1Member(str(tiny_qwen_path), device="cpu")
+    member = O1Member(str(tiny_qwen_path), device="cpu", dtype="float32")
     probes = [("what is scurvy", None), ("what is scurvy", "vitamin C deficiency"), ("q2", "a thought")]
     vecs = member.encode_probes(probes, "append")
     np.testing.assert_allclose(vecs[0], tiny_qwen.encode_queries(["what is scurvy"], think=False)[0], atol=1e-5)

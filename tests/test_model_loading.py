@@ -31,7 +31,7 @@ def test_save_load_round_trip_gives_identical_vectors(tiny_qwen: O1Embedder, tmp
     tiny_qwen.settings.think = ThinkConfig(n_thoughts=2, temperature=0.7, top_p=0.8, max_new_tokens=9, seed=4)
     try:
         tiny_qwen.save_pretrained(tmp_path / "m")
-        again = O1Embedder.from_pretrained(tmp_path / "m", device="cpu")
+        again = O1Embedder.from_pretrained(tmp_path / "m", device="cpu", dtype="float32")
         assert again.settings == tiny_qwen.settings
         for a, b in zip(_vectors(tiny_qwen), _vectors(again)):
             assert np.array_equal(a, b)
@@ -51,7 +51,7 @@ def test_authors_layout_loads_without_adding_tokens(family: str, tmp_path, caplo
     model.save_pretrained(tmp_path, safe_serialization=True)
     tokenizer.save_pretrained(tmp_path)
     with caplog.at_level(logging.WARNING, logger="o1embedder"):
-        loaded = O1Embedder.from_pretrained(tmp_path, device="cpu")
+        loaded = O1Embedder.from_pretrained(tmp_path, device="cpu", dtype="float32")
     assert "added" not in caplog.text
     assert len(loaded.tokenizer) == len(tokenizer)
     assert loaded.model.get_input_embeddings().weight.shape[0] == len(tokenizer)
@@ -77,7 +77,7 @@ def test_base_lm_gets_tokens_with_mean_rows_and_a_warning(tmp_path, caplog):
     old_rows = model.get_input_embeddings().weight.detach().clone()
     old_head = model.get_output_embeddings().weight.detach().clone()
     with caplog.at_level(logging.WARNING, logger="o1embedder"):
-        loaded = O1Embedder.from_pretrained(tmp_path, device="cpu")
+        loaded = O1Embedder.from_pretrained(tmp_path, device="cpu", dtype="float32")
     assert "untrained" in caplog.text
     assert len(loaded.tokenizer) == len(tokenizer) + 4
     ids = loaded.tokenizer.convert_tokens_to_ids(list(SPECIAL_TOKENS))
@@ -94,7 +94,7 @@ def test_base_lm_gets_tokens_with_mean_rows_and_a_warning(tmp_path, caplog):
     loaded.save_pretrained(tmp_path / "o1")
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="o1embedder"):
-        again = O1Embedder.from_pretrained(tmp_path / "o1", device="cpu")
+        again = O1Embedder.from_pretrained(tmp_path / "o1", device="cpu", dtype="float32")
     assert "added" not in caplog.text and len(again.tokenizer) == len(loaded.tokenizer)
 
 

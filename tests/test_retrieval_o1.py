@@ -65,13 +65,14 @@ def test_cache_survives_a_cut_line(tmp_path: Path, caplog: pytest.LogCaptureFixt
 
 def test_index_and_search_find_the_model_by_manifest(tiny_qwen_path: Path, tiny_qwen, tmp_path: Path) -> None:
     docs = corpus()
-    index = build_index(str(tiny_qwen_path), docs, tmp_path / "idx", shard_size=10, show_progress=False)
+    index = build_index(str(tiny_qwen_path), docs, tmp_path / "idx", shard_size=10, show_progress=False,
+                        dtype="float32")
     manifest = index.manifest
     assert manifest["model"] == str(tiny_qwen_path.resolve()) and manifest["fingerprint"] == tiny_qwen.fingerprint()
     assert manifest["encoder"]["template"]["emb"] == "<emb>"
     expected = tiny_qwen.encode_corpus(list(docs.values()))
     np.testing.assert_allclose(np.concatenate(index.embeddings()), expected, atol=1e-5)
-    retriever = open_retriever(tmp_path / "idx", think_options=THINK, cache_dir=tmp_path / "cache")
+    retriever = open_retriever(tmp_path / "idx", think_options=THINK, cache_dir=tmp_path / "cache", dtype="float32")
     thought_results = retriever.search(["alpha number 3"], k=5)
     plain = retriever.search(["alpha number 3"], k=5, think=False)
     assert len(thought_results[0].hits) == 5 and len(thought_results[0].thoughts) == 2

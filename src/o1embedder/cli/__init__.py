@@ -19,8 +19,8 @@ from ..errors import O1Error
 from ..log import setup_logging
 
 # In the order ``o1emb --help`` lists them; a module that does not exist (yet) is skipped.
-COMMANDS = ("demo", "index", "search", "eval", "mine", "synthesize", "refine", "train", "serve",
-            "think", "toy")
+COMMANDS = ("demo", "real", "index", "search", "eval", "mine", "synthesize", "refine", "train", "serve",
+            "think", "convert", "toy")
 
 
 class Parser(argparse.ArgumentParser):

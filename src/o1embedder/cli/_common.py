@@ -7,12 +7,19 @@ from typing import Any
 
 
 def add_model_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
-    p.add_argument("--model", required=required, help="O1 model: a local folder or a hub id")
+    p.add_argument("--model", required=required, help="O1 model: a local folder, a .gguf file or a hub id")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    add_dtype_option(p)
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow the model folder's own Python code to run (off by default)")
+
+
+DTYPE_HELP = ("weights dtype (default auto: bfloat16 on CUDA and on CPUs with native bf16 - AMX / "
+              "AVX512-BF16 - else float32)")
+
+
+def add_dtype_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help=DTYPE_HELP)
 
 
 def add_generation_options(p: argparse.ArgumentParser) -> None:
@@ -41,8 +48,7 @@ def load_model(args: argparse.Namespace) -> Any:
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """Device/dtype/batch options shared by commands that encode with a retrieval backend."""
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
-                   help="O1 weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    add_dtype_option(p)
     p.add_argument("--batch-size", type=int, default=32, help="encoding batch size (default 32)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_generation_options
+from ._common import add_dtype_option, add_generation_options
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,8 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow this browser origin (repeatable; default: CORS off)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--dtype", default=None, choices=["auto", "float32", "bfloat16", "float16"],
-                   help="weights dtype (default: bfloat16 on GPU, float32 on CPU)")
+    add_dtype_option(p)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     limits = p.add_argument_group("limits and batching")
     for flag, kind, help_text in (

@@ -76,6 +76,7 @@ class O1Embedder:
         self.settings = settings or O1Settings()
         self.template = Template(tokenizer, self.settings.template)
         self.model.eval()
+        self._fingerprint_cache: tuple[Any, str] | None = None
 
     # -- loading / saving ---------------------------------------------------------------------
     @classmethod
@@ -84,8 +85,10 @@ class O1Embedder:
                         think: ThinkConfig | None = None) -> O1Embedder:
         """Load an O1 model saved by us, the authors' released format, or a plain causal LM.
 
-        A plain LM gets the four special tokens added (mean-initialised, with a warning: untrained).
-        ``device`` defaults to CUDA when available; ``dtype`` to bfloat16 there, float32 on CPU.
+        ``path`` is a folder, a hub id or a single ``.gguf`` file (dequantized on load). A plain LM
+        gets the four special tokens added (mean-initialised, with a warning: untrained).
+        ``device`` defaults to CUDA when available. ``dtype`` defaults to ``"auto"``: bfloat16 on
+        CUDA and on CPUs with native bf16 (AMX / AVX512-BF16), float32 elsewhere.
         """
         path = os.fspath(path)
         loading._check_source(path)
@@ -96,20 +99,36 @@ class O1Embedder:
             settings.template = template
         if think is not None:
             settings.think = think.validate()
-        tokenizer = loading.load_tokenizer(path, trust_remote_code=trust_remote_code)
-        model = loading.load_causal_lm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+        # float16 rounds differently from bfloat16 (and flushes tiny weights): load it in float32,
+        # take the fingerprint there, then cast, so the fingerprint stays the same for every dtype.
+        load_dtype = torch.float32 if dtype == torch.float16 else dtype
+        model, tokenizer = loading.load_lm_and_tokenizer(path, device=device, dtype=load_dtype,
+                                                         trust_remote_code=trust_remote_code)
         if not loading.has_special_tokens(tokenizer, settings.template.special_tokens):
             loading.add_special_tokens(model, tokenizer, settings.template.special_tokens)
         loading.check_vocab(model, tokenizer, path)
-        return cls(model, tokenizer, settings)
+        embedder = cls(model, tokenizer, settings)
+        if load_dtype != dtype:
+            fingerprint = embedder.fingerprint()
+            embedder.model.to(dtype)
+            embedder._fingerprint_cache = (embedder._weights_signature(), fingerprint)
+        return embedder
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Save weights (safetensors), tokenizer and ``o1embedder.json``; ``from_pretrained`` restores it."""
+        """Save weights (safetensors), tokenizer and ``o1embedder.json``; ``from_pretrained`` restores it
+        (and the fingerprint, whatever dtype either side uses)."""
+        fingerprint = self.fingerprint()
+        self.settings.identity = {"fingerprint": fingerprint, "weights_digest": self._compute_fingerprint()}
+        self._fingerprint_cache = (self._weights_signature(), fingerprint)
         loading.save(self.model, self.tokenizer, self.settings, directory)
 
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
 
     @property
     def dim(self) -> int:
@@ -118,19 +137,40 @@ class O1Embedder:
     def fingerprint(self) -> str:
         """A short hash of config, tokenizer, settings and a sample of every weight tensor.
 
-        Cheap (reads at most 64 values per tensor), yet two differently trained models differ.
+        Cheap (reads at most 64 values per tensor), yet two differently trained models differ. It
+        does not depend on the dtype or device the weights were loaded with: the sampled values are
+        hashed at bfloat16 precision, which float32 and bfloat16 loads of the same checkpoint share
+        exactly (both round to nearest even), and a float16 load is fingerprinted before its cast
+        (see :meth:`from_pretrained`). So an index built in bf16 is searched by the same weights
+        loaded in float32, and the reverse. The value is cached until a weight changes (tensor
+        version counters), so training in place gets a new fingerprint.
         """
+        signature = self._weights_signature()
+        if self._fingerprint_cache is None or self._fingerprint_cache[0] != signature:
+            digest = self._compute_fingerprint()
+            identity = self.settings.identity
+            same = identity.get("weights_digest") == digest and identity.get("fingerprint")
+            self._fingerprint_cache = (signature, identity["fingerprint"] if same else digest)
+        return self._fingerprint_cache[1]
+
+    def _weights_signature(self) -> tuple[tuple[int, int], ...]:
+        return tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+
+    def _compute_fingerprint(self) -> str:
         h = hashlib.sha256()
-        volatile = {"transformers_version", "dtype", "torch_dtype", "architectures", "use_cache"}
+        volatile = {"transformers_version", "dtype", "torch_dtype", "architectures", "use_cache",
+                    "quantization_config"}
         config = {k: v for k, v in self.model.config.to_dict().items()
                   if not k.startswith("_") and k not in volatile}
         h.update(json.dumps(config, sort_keys=True, default=str).encode())
         h.update(json.dumps(self.settings.template.to_dict(), sort_keys=True).encode())
         h.update(f"{len(self.tokenizer)}|{self.settings.pooling}|{self.settings.normalize}".encode())
         for name, param in self.model.state_dict().items():
-            sample = param.detach().reshape(-1)[:64].float().cpu().numpy()
+            sample = param.detach().reshape(-1)[:64]
+            if sample.is_floating_point():
+                sample = sample.to(torch.bfloat16).float()
             h.update(name.encode())
-            h.update(np.round(sample, 5).tobytes())
+            h.update(sample.cpu().numpy().tobytes())
         return h.hexdigest()[:16]
 
     # -- embedding -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..checkpoints import is_gguf, load_gguf, resolve_device, resolve_dtype  # noqa: F401 (re-exported)
 from ..errors import InputError, ModelError
 from ..formats import SPECIAL_TOKENS, atomic_write
 from ..log import get_logger
@@ -26,39 +27,14 @@ from .settings import SETTINGS_FILE, O1Settings
 logger = get_logger(__name__)
 
 
-def resolve_device(device: Any = None) -> Any:
-    import torch
-
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise InputError(f"unknown device {device!r}: {exc}") from None
-
-
-def resolve_dtype(dtype: Any, device: Any) -> Any:
-    """``None``/"auto" -> bfloat16 on a GPU that supports it, else float32."""
-    import torch
-
-    if dtype is None or dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
-             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in names:
-        raise InputError(f"unknown dtype {dtype!r} (choose from {sorted(names)})")
-    return names[dtype]
-
-
 def _check_source(path: str) -> None:
     local = Path(path).expanduser()
     if local.exists():
+        if is_gguf(local):
+            return
         if not local.is_dir():
-            raise ModelError(f"{path}: a model must be a folder (Hugging Face format), not a file")
+            raise ModelError(f"{path}: a model must be a folder (Hugging Face format) or a .gguf file, "
+                             "not another kind of file")
         if not (local / "config.json").is_file():
             raise ModelError(f"{path}: no config.json here; not a Hugging Face model folder")
         if not any(local.glob("*.safetensors")):
@@ -79,6 +55,10 @@ def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise ModelError(f"{path}: could not load the tokenizer: {exc}") from None
+    return _with_pad(tokenizer, path)
+
+
+def _with_pad(tokenizer: Any, path: str) -> Any:
     if tokenizer.eos_token_id is None:
         raise ModelError(f"{path}: the tokenizer has no EOS token")
     if tokenizer.pad_token_id is None:
@@ -155,8 +135,19 @@ def check_vocab(model: Any, tokenizer: Any, path: str) -> None:
                          f"matrix has {rows} rows; tokenizer and weights do not belong together")
 
 
+def load_lm_and_tokenizer(path: str, *, device: Any, dtype: Any, trust_remote_code: bool = False) -> tuple[Any, Any]:
+    """The causal LM (on ``device``, in ``dtype``, eval mode) and its tokenizer; folder or ``.gguf``."""
+    if is_gguf(path):
+        model, tokenizer = load_gguf(path, dtype=dtype)
+        return model.to(device).eval(), _with_pad(tokenizer, path)
+    tokenizer = load_tokenizer(path, trust_remote_code=trust_remote_code)
+    return load_causal_lm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code), tokenizer
+
+
 def read_settings(path: str) -> O1Settings | None:
     file = Path(path).expanduser() / SETTINGS_FILE
+    if not file.parent.is_dir():
+        return None
     if not file.is_file():
         return None
     try:

@@ -61,6 +61,10 @@ class O1Settings:
     """L2-normalise vectors (inner product = cosine)."""
     library_version: str = ""
     format_version: int = FORMAT_VERSION
+    identity: dict[str, str] = field(default_factory=dict)
+    """Written by ``save_pretrained``: ``fingerprint`` (the model's) and ``weights_digest`` (the hash
+    of the saved values). A load whose values hash to ``weights_digest`` keeps ``fingerprint``, so a
+    model saved in float16 keeps the fingerprint of the float32 weights it was rounded from."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -140,7 +140,8 @@ class O1Encoder:
 
     def describe(self) -> dict[str, Any]:
         return {"kind": "o1", "path": self.path, "template": self.model.settings.template.to_dict(),
-                "pooling": self.model.settings.pooling, "max_length": self.max_length}
+                "pooling": self.model.settings.pooling, "max_length": self.max_length,
+                "dtype": str(self.model.dtype).removeprefix("torch.")}
 
     def generation_settings(self) -> dict[str, Any]:
         """What decides the thoughts besides the model: the think config and the template."""
