@@ -27,7 +27,7 @@ class _Logs(TrainerCallback):
 
 
 def _evaluate(path: Path, world: dict) -> tuple[float, float]:
-    model = O1Embedder.from_pretrained(path, device="cpu")
+    model = O1Embedder.from_pretrained(path, device="cpu", dtype="float32")
     docs = model.encode_corpus(world["docs"], show_progress=False)
     queries = [q["query"] for q in world["test"]]
     positives = [q["pos_id"] for q in world["test"]]

@@ -45,7 +45,7 @@ def test_lora_trains_token_rows_freezes_base_and_exports(tiny_qwen_path: Path, t
     adapter_vectors = _vectors(O1Embedder(lm, parts.tokenizer, parts.settings), rows)
     out = export_merged(lm, parts.tokenizer, parts.settings, tmp_path / "merged")
     assert not list(out.glob("*.bin")) and not list(out.glob("*.pt"))          # safetensors only
-    merged = O1Embedder.from_pretrained(out, device="cpu")
+    merged = O1Embedder.from_pretrained(out, device="cpu", dtype="float32")
     assert np.abs(_vectors(merged, rows) - adapter_vectors).max() < 1e-5
     emb = merged.model.get_input_embeddings().weight.detach()
     head = merged.model.get_output_embeddings().weight.detach()

@@ -51,7 +51,7 @@ def save_model(directory: Path, texts: list[str] | None = None, *, vocab_size: i
 
 def config(model: Path, data: Path, out: Path, *, group_size: int = 4, mode: str = "full",
            **training_args: Any) -> TrainConfig:
-    return TrainConfig(model=str(model), data=str(data), out=str(out),
+    return TrainConfig(model=str(model), data=str(data), out=str(out), mixed_precision="no",
                        data_cfg=DataConfig(group_size=group_size, thought_dropout=0.0),
                        adapter=AdapterConfig(mode=mode, r=4, alpha=8, dropout=0.0),
                        training_args={"report_to": "none", "disable_tqdm": True, **training_args})

@@ -51,6 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--query-chunk", type=int, help="GradCache queries per chunk (8)")
     g.add_argument("--doc-chunk", type=int, help="GradCache documents per chunk (32)")
     g.add_argument("--no-export", action="store_true", help="skip writing the merged model to OUT/final")
+    g.add_argument("--dtype", choices=["float32", "bfloat16", "float16"],
+                   help="weights dtype while training (float32)")
+    g.add_argument("--mixed-precision", choices=["auto", "bf16", "fp16", "no"],
+                   help="autocast (auto: bf16 on CUDA with bf16 and on CPUs with native bf16)")
     p.set_defaults(func=run, hf_args=[])
     # Unknown --flags are Hugging Face TrainingArguments: keep them instead of failing (checked in run).
     known = p.parse_known_args
@@ -95,6 +99,9 @@ def build_config(args: argparse.Namespace) -> Any:
             data.setdefault(section, {})[key] = value
     if args.no_export:
         data["export_merged"] = False
+    for name in ("dtype", "mixed_precision"):
+        if getattr(args, name):
+            data[name] = getattr(args, name)
     data["training_args"] = {**data.get("training_args", {}), **hf_training_args(args.hf_args)}
     return TrainConfig.from_dict(data).validate()
 

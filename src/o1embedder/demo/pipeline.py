@@ -135,29 +135,10 @@ def refine(config: DemoConfig, world: World, candidates: Path, out: Path) -> tup
     return path, accuracy
 
 
-class _LossLog:
-    """A Trainer callback keeping every logged loss part."""
-
-    def __init__(self) -> None:
-        self.history: list[dict[str, float]] = []
-
-    def __call__(self) -> Any:
-        from transformers import TrainerCallback
-
-        log = self
-
-        class Callback(TrainerCallback):
-            def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
-                if logs and "contrastive" in logs:
-                    log.history.append({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))})
-
-        return Callback()
-
-
 def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path, dict[str, Any]]:
     from ..model import O1Embedder, ThinkConfig
     from ..toy import build_model, train_tokenizer
-    from ..training import AdapterConfig, DataConfig, LossConfig, TrainConfig
+    from ..training import AdapterConfig, DataConfig, LossConfig, LossHistory, TrainConfig
     from ..training import train as run
 
     tokenizer = train_tokenizer(world.texts(), vocab_size=config.vocab_size, with_special_tokens=True)
@@ -166,7 +147,7 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
     think = ThinkConfig(n_thoughts=config.n_thoughts, temperature=config.think_temperature,
                         max_new_tokens=config.max_new_tokens, seed=config.seed)
     O1Embedder(base, tokenizer).save_pretrained(out / "base")
-    losses = _LossLog()
+    losses = LossHistory()
     with open(data, encoding="utf-8") as handle:
         steps = math.ceil(sum(1 for line in handle if line.strip()) / config.batch_size) * config.epochs
     train_config = TrainConfig(
@@ -179,7 +160,7 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
                        "save_strategy": "no", "seed": config.seed, "warmup_steps": 0.05, "disable_tqdm": True,
                        "use_cpu": True, "dataloader_pin_memory": False})
     logging.getLogger("transformers").setLevel(logging.ERROR)
-    final = Path(run(train_config, callbacks=[losses()]))
+    final = Path(run(train_config, callbacks=[losses]))
     model = O1Embedder.from_pretrained(final, device="cpu", think=think)
     model.save_pretrained(out / "model")          # the trained model with the demo's think settings
     if not losses.history:

@@ -11,10 +11,11 @@ from typing import Any
 from .config import AdapterConfig, DataConfig, GradCacheConfig, LossConfig, TrainConfig, read_config
 
 __all__ = ["AdapterConfig", "DataConfig", "GradCacheConfig", "LossConfig", "TrainConfig", "read_config",
-           "train", "build", "JointModel", "JointCollator", "TrainingSet", "O1Trainer", "export_merged"]
+           "train", "build", "JointModel", "JointCollator", "TrainingSet", "O1Trainer", "LossHistory", "export_merged"]
 
 _LAZY = {"train": "api", "build": "api", "JointModel": "forward", "JointCollator": "data",
-         "TrainingSet": "data", "O1Trainer": "trainer", "export_merged": "adapters"}
+         "TrainingSet": "data", "O1Trainer": "trainer", "LossHistory": "trainer",
+         "export_merged": "adapters"}
 
 
 def __getattr__(name: str) -> Any:

@@ -58,10 +58,40 @@ def build(config: TrainConfig) -> TrainingParts:
     return TrainingParts(model, tokenizer, settings, template, dataset, JointCollator(tokenizer.pad_token_id))
 
 
+def mixed_precision_args(config: TrainConfig) -> dict[str, Any]:
+    """``{"bf16": True}`` / ``{"fp16": True}`` / ``{}`` from ``config.mixed_precision``.
+
+    ``auto`` turns bf16 autocast on where the hardware computes bf16 natively: CUDA with bf16, and
+    CPUs with AMX / AVX512-BF16 (the Trainer then runs ``torch.autocast("cpu", bfloat16)``). A bf16 or
+    fp16 flag given in ``training_args`` wins.
+    """
+    if "bf16" in config.training_args or "fp16" in config.training_args:
+        return {}
+    mode = config.mixed_precision
+    if mode == "auto":
+        import torch
+
+        from ..checkpoints import auto_dtype
+
+        use_cpu = bool(config.training_args.get("use_cpu")) or not torch.cuda.is_available()
+        device = torch.device("cpu" if use_cpu else "cuda")
+        mode = "bf16" if auto_dtype(device) == torch.bfloat16 else "no"
+        if mode == "bf16":
+            logger.info("mixed precision: bf16 autocast (%s with native bf16)", device.type)
+    out: dict[str, Any] = {"bf16": True} if mode == "bf16" else {"fp16": True} if mode == "fp16" else {}
+    if out:
+        import torch
+
+        if not torch.cuda.is_available():
+            out["use_cpu"] = True         # the Trainer refuses bf16 without a GPU unless told it is on CPU
+    return out
+
+
 def training_arguments(config: TrainConfig) -> Any:
     from transformers import TrainingArguments
 
-    kwargs = {**DEFAULT_TRAINING_ARGS, **config.training_args, "output_dir": config.out}
+    kwargs = {**DEFAULT_TRAINING_ARGS, **mixed_precision_args(config), **config.training_args,
+              "output_dir": config.out}
     try:
         return TrainingArguments(**kwargs)
     except (TypeError, ValueError) as exc:

@@ -78,7 +78,8 @@ class AdapterConfig:
     mode: str = _help("'lora' (adapters + the four special-token rows) or 'full' (every weight)", "lora")
     r: int = _help("LoRA rank (reference 32)", 32)
     alpha: int = _help("LoRA alpha (reference 64)", 64)
-    dropout: float = _help("LoRA dropout", 0.05)
+    dropout: float = _help("LoRA dropout (on CPU, 0 makes a step about a third faster: drawing the "
+                           "dropout masks costs as much as the matrix products there)", 0.05)
     target_modules: list[str] = _help("projections that get adapters (default: all attention and MLP)",
                                       factory=lambda: list(PROJECTIONS))
     train_special_tokens: bool = _help("make the embedding and LM-head rows of the special tokens trainable", True)
@@ -107,7 +108,11 @@ class TrainConfig:
     model: str = _help("base model: a causal LM folder or hub id (the four tokens are added if missing)", "")
     data: str = _help("training rows (JSONL: query, pos, neg, thought, optional pos_scores/neg_scores)", "")
     out: str = _help("output folder: checkpoints, the merged O1 model and this config", "")
-    dtype: str = _help("weights dtype while training (mixed precision comes from bf16/fp16 flags)", "float32")
+    dtype: str = _help("weights dtype while training; float32 master weights are the safe choice, the "
+                       "speed comes from mixed precision", "float32")
+    mixed_precision: str = _help("'auto' (bf16 autocast on CUDA with bf16 and on CPUs with native bf16: "
+                                 "about 3x a float32 LoRA step on an AVX512-BF16 CPU), 'bf16', 'fp16' or "
+                                 "'no'; a bf16/fp16 flag in training_args wins", "auto")
     export_merged: bool = _help("after training, write the merged O1 model to OUT/final", True)
     data_cfg: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -119,6 +124,8 @@ class TrainConfig:
         for name in ("model", "data", "out"):
             if not getattr(self, name):
                 raise InputError(f"'{name}' is required")
+        if self.mixed_precision not in {"auto", "bf16", "fp16", "no"}:
+            raise InputError(f"mixed_precision must be 'auto', 'bf16', 'fp16' or 'no', got {self.mixed_precision!r}")
         self.data_cfg.validate()
         self.loss.validate()
         self.adapter.validate()

@@ -61,6 +61,18 @@ class O1Trainer(Trainer):
         super().log(logs, start_time)
 
 
+class LossHistory(TrainerCallback):
+    """Keeps every logged training record that carries the loss parts (step, parts, learning rate)."""
+
+    def __init__(self) -> None:
+        self.history: list[dict[str, float]] = []
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if logs and "contrastive" in logs:
+            self.history.append({"step": state.global_step,
+                                 **{k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}})
+
+
 class SaveConfigCallback(TrainerCallback):
     """Writes the effective ``o1emb_train.json`` (and the tokenizer) beside every checkpoint."""
 
