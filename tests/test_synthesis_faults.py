@@ -56,7 +56,7 @@ def test_thousand_rows_with_faults(tmp_path):
         assert all(f"[[{marker(row['query'])}]]" in c for c in row["candidates"]), row
         assert row["synthesis"]["k"] == 3 and row["synthesis"]["model"] == "stub-model"
         assert row["synthesis"]["seed"] == 11 and row["synthesis"]["max_tokens"] == 512
-        assert row["synthesis"]["temperature"] is None  # not sent: the server's default
+        assert row["synthesis"]["temperature"] == 0.7 and row["synthesis"]["top_p"] == 0.9  # our defaults
 
 
 def _run(coro):

@@ -32,12 +32,22 @@ class ExpertUnavailableError(ExpertError):
     """The expert cannot serve any request (unreachable, bad credentials, unknown model): stop the run."""
 
 
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_TOP_P = 0.9
+
+
 @dataclass(frozen=True)
 class SamplingParams:
-    """Sampling settings sent with every request; ``None`` means "not sent" (the server's default)."""
+    """Sampling settings sent with every request; ``None`` means "not sent" (the server's default).
 
-    temperature: float | None = None
-    top_p: float | None = None
+    The defaults (temperature 0.7, top-p 0.9) are our choice, not the paper's: the reference left
+    them at the vLLM server's defaults, which sample at temperature 1.0, where a small expert
+    writes gibberish; at temperature 0 the k candidates of a row would be identical (greedy) and
+    useless to the committee. ``temperature=0`` is greedy.
+    """
+
+    temperature: float | None = DEFAULT_TEMPERATURE
+    top_p: float | None = DEFAULT_TOP_P
     max_tokens: int = 512
     min_tokens: int | None = None
 
@@ -66,9 +76,9 @@ class BackendOptions:
     rate_limit: float | None = None  # openai: requests per second (None: unlimited)
     api_key_env: str = "OPENAI_API_KEY"  # openai: environment variable holding the API key
     http_transport: str = "lean"   # openai: "lean" (asyncio, fast) or "httpx" (httpcore: proxies, HTTP/2)
-    batch_size: int = 16           # hf / vllm: sequences per generate() call
-    device: str | None = None      # hf: torch device
-    dtype: str | None = None       # hf: weights dtype
+    batch_size: int = 16           # hf: prompts per decode call (n samples each); vllm: sizes its batches
+    device: str | None = None      # hf: torch device (None: CUDA when available, else CPU)
+    dtype: str | None = None       # hf: weights dtype (None / "auto": checkpoints.resolve_dtype's choice)
     extra: dict[str, Any] = field(default_factory=dict)  # for plugin backends
 
     def validate(self) -> None:

@@ -7,8 +7,11 @@ an example whose query or response contains the target's query or one of its pos
 case- and whitespace-insensitively), or whose query equals the target's, is skipped. The reference
 code drew examples without that check, so a row could be shown its own answer.
 
-The user message is ``template`` with ``{task}``, ``{examples}`` and ``{query}`` substituted in one
-pass (text that itself contains braces is left alone). The default reproduces the reference layout::
+The user message is ``template`` with ``{task}``, ``{examples}``, ``{query}`` and ``{passage}``
+substituted in one pass (text that itself contains braces is left alone). Two named presets
+(:meth:`PromptTemplate.preset`, ``o1emb synthesize --prompt``):
+
+``paper`` (the default) reproduces the reference layout::
 
     Think about a plausible response to address the query.
 
@@ -17,10 +20,22 @@ pass (text that itself contains braces is left alone). The default reproduces th
 
     Query: <target query>
     Response:
+
+``informed`` is a deviation from the paper for weak experts: a small model that only sees the query
+writes lead-ins, restatements or confident nonsense, so it is also shown the row's first positive
+passage (cut to ``passage_words`` words, ``...`` marking the cut) and asked to answer in its own
+words; it has no ``{examples}`` (use it with ``shots=0``)::
+
+    Here is a search query and a passage that answers it. Write a short, plausible answer ...
+
+    Query: <target query>
+    Passage: <first positive, at most 150 words>
+    Response:
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -39,7 +54,14 @@ logger = get_logger(__name__)
 DEFAULT_TASK = "Think about a plausible response to address the query."
 DEFAULT_TEMPLATE = "{task}\n\n{examples}Query: {query}\nResponse:"
 EXAMPLE_FORMAT = "Query: {query}\nResponse: {response}\n\n"
-_PLACEHOLDER = re.compile(r"\{(task|examples|query)\}")
+INFORMED_TASK = ("Here is a search query and a passage that answers it. Write a short, plausible answer to the "
+                 "query in your own words, in two or three sentences. Do not copy the passage.")
+INFORMED_TEMPLATE = "{task}\n\nQuery: {query}\nPassage: {passage}\nResponse:"
+PRESETS: dict[str, tuple[str, str]] = {"paper": (DEFAULT_TASK, DEFAULT_TEMPLATE),
+                                       "informed": (INFORMED_TASK, INFORMED_TEMPLATE)}
+"""Named prompts: ``name -> (task, template)``."""
+DEFAULT_PASSAGE_WORDS = 150
+_PLACEHOLDER = re.compile(r"\{(task|examples|query|passage)\}")
 
 
 def _read_text(path: str | os.PathLike[str], what: str) -> str:
@@ -52,46 +74,98 @@ def _read_text(path: str | os.PathLike[str], what: str) -> str:
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """How a row becomes chat messages. ``system=None`` sends no system message."""
+    """How a row becomes chat messages. ``system=None`` sends no system message.
+
+    ``passage_words`` caps the ``{passage}`` text (the row's first positive) in words; it only
+    matters, and only enters :meth:`sha256`, when the template has a ``{passage}`` placeholder.
+    """
 
     task: str = DEFAULT_TASK
     template: str = DEFAULT_TEMPLATE
     system: str | None = None
+    passage_words: int = DEFAULT_PASSAGE_WORDS
 
     def __post_init__(self) -> None:
         if "{query}" not in self.template:
             raise InputError("the prompt template has no {query} placeholder")
+        if self.passage_words < 1:
+            raise InputError(f"passage words must be >= 1, got {self.passage_words}")
+
+    @classmethod
+    def preset(cls, name: str = "paper", *, task: str | None = None, system: str | None = None,
+               passage_words: int = DEFAULT_PASSAGE_WORDS) -> PromptTemplate:
+        """The named prompt ``paper`` or ``informed`` (see the module doc); ``task`` replaces its task text."""
+        if name not in PRESETS:
+            raise InputError(f"unknown prompt preset {name!r} (choose from {', '.join(PRESETS)})")
+        preset_task, template = PRESETS[name]
+        return cls(task=preset_task if task is None else task, template=template, system=system,
+                   passage_words=passage_words)
 
     @classmethod
     def from_files(cls, *, template_path: str | os.PathLike[str] | None = None,
                    system_path: str | os.PathLike[str] | None = None, task: str | None = None,
-                   system: str | None = None) -> PromptTemplate:
-        """Build from optional files (UTF-8 text) and strings; a file wins over the matching string."""
-        template = DEFAULT_TEMPLATE
+                   system: str | None = None, preset: str = "paper",
+                   passage_words: int = DEFAULT_PASSAGE_WORDS) -> PromptTemplate:
+        """The ``preset`` with optional files (UTF-8 text) and strings; a file wins over the matching string."""
+        base = cls.preset(preset, task=task, system=system, passage_words=passage_words)
+        template = base.template
         if template_path is not None:
             template = _read_text(template_path, "prompt template")
             if "{query}" not in template:
                 raise InputError("the prompt template has no {query} placeholder", path=template_path)
         if system_path is not None:
             system = _read_text(system_path, "system message").strip() or None
-        return cls(task=DEFAULT_TASK if task is None else task, template=template, system=system)
+        return dataclasses.replace(base, template=template, system=system)
+
+    @property
+    def uses_passage(self) -> bool:
+        """Whether the prompt shows the row's positive passage (every row then needs one)."""
+        return "{passage}" in self.template
+
+    @property
+    def uses_examples(self) -> bool:
+        """Whether the prompt shows few-shot examples (without the placeholder none are drawn)."""
+        return "{examples}" in self.template
 
     def sha256(self) -> str:
         """A hash of everything that shapes the prompt (recorded with every output row)."""
-        blob = json.dumps([self.task, self.template, EXAMPLE_FORMAT, self.system], ensure_ascii=False)
+        parts: list[object] = [self.task, self.template, EXAMPLE_FORMAT, self.system]
+        if self.uses_passage:  # only then: the paper preset keeps the hash of earlier versions
+            parts.append(self.passage_words)
+        blob = json.dumps(parts, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
-    def user_message(self, query: str, examples: Sequence[tuple[str, str]]) -> str:
-        """The user message for ``query`` with ``examples`` as ``(query, response)`` pairs."""
+    def passage_text(self, passage: str) -> str:
+        """``passage`` with its whitespace collapsed, cut to ``passage_words`` words (``...`` when cut)."""
+        words = passage.split()
+        if len(words) > self.passage_words:
+            return " ".join(words[:self.passage_words]) + " ..."
+        return " ".join(words)
+
+    def user_message(self, query: str, examples: Sequence[tuple[str, str]], passage: str | None = None) -> str:
+        """The user message for ``query`` with ``examples`` as ``(query, response)`` pairs.
+
+        ``passage`` (the row's first positive) is required when the template has ``{passage}``.
+        """
+        if passage is None and self.uses_passage:
+            raise InputError("the prompt has a {passage} placeholder but no passage was given")
         shots = "".join(EXAMPLE_FORMAT.format(query=q, response=r) for q, r in examples)
-        values = {"task": self.task, "examples": shots, "query": query}
+        values = {"task": self.task, "examples": shots, "query": query,
+                  "passage": self.passage_text(passage) if passage is not None else ""}
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.template)
 
-    def messages(self, query: str, examples: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+    def messages(self, query: str, examples: Sequence[tuple[str, str]],
+                 passage: str | None = None) -> list[dict[str, str]]:
         """Chat messages: optional system message, then the user message."""
         out = [{"role": "system", "content": self.system}] if self.system else []
-        out.append({"role": "user", "content": self.user_message(query, examples)})
+        out.append({"role": "user", "content": self.user_message(query, examples, passage)})
         return out
+
+    def row_messages(self, row: TrainingRow, examples: Sequence[tuple[str, str]]) -> list[dict[str, str]]:
+        """:meth:`messages` for a training row (its first positive is the ``{passage}``)."""
+        if self.uses_passage and not row.pos:
+            raise InputError(f"row {row.id}: the prompt shows a {{passage}} but the row has no positive passage")
+        return self.messages(row.query, examples, row.pos[0] if row.pos else None)
 
 
 def _norm(text: str) -> str:

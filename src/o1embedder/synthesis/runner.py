@@ -11,8 +11,9 @@ finish, and fsyncs at least every ``SYNC_INTERVAL`` seconds and at the end (grou
 How a row's k candidates are requested: one request with ``n = k`` (one prompt prefill on the
 server, one round trip); a server that ignores ``n`` simply returns fewer choices and the row asks
 again for the rest. ``separate_requests=True`` sends k requests with ``n = 1`` instead, for servers
-that reject ``n``. Every candidate is checked (:func:`~.quality.candidate_problem`); a bad one is
-asked for again, up to ``candidate_retries`` bad candidates per row. Each request carries its own
+that reject ``n``. Every candidate is checked against the row's query
+(:func:`~.quality.candidate_problem`: empty, refusal, lead-in, restatement); a bad one is asked for
+again, up to ``candidate_retries`` bad candidates per row. Each request carries its own
 seed derived from ``seed``, the row id and the attempt number, so results do not depend on timing.
 
 Rows that still fail go to the failures file (``{id, query, error, bad_candidates}``), which is
@@ -60,7 +61,7 @@ class SynthesisConfig:
     shots: int = 3                  # few-shot examples per prompt
     shot_seed: int = 0              # seed of the few-shot draw
     seed: int | None = None         # base sampling seed (None: not sent)
-    candidate_retries: int = 3      # bad (empty / refusal) candidates tolerated per row
+    candidate_retries: int = 3      # bad candidates (quality.candidate_problem) tolerated per row
     separate_requests: bool = False  # k requests with n=1 instead of one with n=k
     failures_path: str | os.PathLike[str] | None = None  # default: <out>.failures.jsonl
     progress: bool = True
@@ -83,7 +84,8 @@ class SynthesisReport:
     written: int = 0
     failed: int = 0
     retries: int = 0                # transport retries (429, 5xx, timeouts, ...)
-    bad_candidates: int = 0         # empty / refusal completions asked again
+    bad_candidates: int = 0         # bad completions (empty, refusal, lead-in, restatement) asked again
+    bad_reasons: dict[str, int] = field(default_factory=dict)  # bad_candidates per reason
     tokens: int = 0                 # completion tokens, where the backend reports them
     seconds: float = 0.0
     out: str = ""
@@ -172,6 +174,11 @@ class _Run:
     async def main(self) -> SynthesisReport:
         start = time.perf_counter()
         todo = self._pending()
+        if self.prompt.uses_passage:  # fail before loading a model, naming the row
+            for row in todo:
+                if not row.pos:
+                    raise InputError(f"row {row.id}: the prompt shows a {{passage}} but the row has no "
+                                     "positive passage")
         with contextlib.suppress(FileNotFoundError):
             self.failures_path.unlink()  # failures are per run: every failed row is tried again
         if not todo:
@@ -213,7 +220,8 @@ class _Run:
     async def _row(self, row: TrainingRow) -> tuple[bool, dict[str, Any]]:
         """Generate one row: ``(True, output row)`` or ``(False, failure record)``."""
         assert row.id is not None
-        messages = self.prompt.messages(row.query, self.sampler.examples_for(row))
+        examples = self.sampler.examples_for(row) if self.prompt.uses_examples else []
+        messages = self.prompt.row_messages(row, examples)
         k, seed = self.config.k, self.config.seed
         good: list[str] = []
         bad: list[str] = []
@@ -232,13 +240,13 @@ class _Run:
                 raise fatal[0]
             if errors:
                 return False, self._failure(row, str(errors[0]), bad)
-            texts = self._collect(results, need, bad)
+            texts = self._collect(results, need, bad, row.query)
             good.extend(texts)
             if len(bad) > self.config.candidate_retries:
                 return False, self._failure(row, f"{len(bad)} bad candidates ({', '.join(sorted(set(bad)))})", bad)
         return True, self._output(row, good)
 
-    def _collect(self, results: list[Any], need: int, bad: list[str]) -> list[str]:
+    def _collect(self, results: list[Any], need: int, bad: list[str], query: str) -> list[str]:
         """Good texts from ``results`` (at most ``need``); reasons for bad ones go to ``bad``."""
         good: list[str] = []
         for result in results:
@@ -247,10 +255,11 @@ class _Run:
             if not result.texts:
                 bad.append("no choices")
             for text in result.texts:
-                problem = candidate_problem(text)
+                problem = candidate_problem(text, query)
                 if problem is not None:
                     bad.append(problem)
                     self.report.bad_candidates += 1
+                    self.report.bad_reasons[problem] = self.report.bad_reasons.get(problem, 0) + 1
                 elif len(good) < need:
                     good.append(text.strip())
         return good
@@ -332,10 +341,11 @@ class _Progress:
 def _log_summary(r: SynthesisReport) -> None:
     rate = r.written / r.seconds if r.seconds else 0.0
     tokens = f", {r.tokens / r.seconds:.0f} tokens/s" if r.tokens and r.seconds else ""
+    reasons = f" ({', '.join(f'{k} {v}' for k, v in sorted(r.bad_reasons.items()))})" if r.bad_reasons else ""
     logger.info("synthesis: %d rows written (%d already done, %d of %d input rows), %d failed, in %.1fs "
-                "(%.1f rows/s%s); %d transport retries, %d bad candidates asked again",
+                "(%.1f rows/s%s); %d transport retries, %d bad candidates asked again%s",
                 r.written, r.already_done, r.written + r.already_done, r.input_rows, r.failed, r.seconds,
-                rate, tokens, r.retries, r.bad_candidates)
+                rate, tokens, r.retries, r.bad_candidates, reasons)
     if r.failed:
         logger.warning("%d row(s) failed after all retries: see %s (run again to retry them)",
                        r.failed, r.failures)
