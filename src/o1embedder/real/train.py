@@ -1,0 +1,73 @@
+"""Joint LoRA training of SmolLM2 for the recipe: the O1 models and the contrastive-only baseline.
+
+Every model trains with the same rows, steps, batch, group, learning rate, LoRA and loss settings; the
+baseline's rows simply carry no thought (so its loss is the contrastive part alone, at the same weight
+``lam``: the same effective learning rate for the contrastive gradient). Checkpoints every 20 steps
+make a killed run resume where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..formats import write_json
+from ..log import get_logger
+from .config import RealConfig
+
+logger = get_logger(__name__)
+
+
+def _last_checkpoint(out: Path) -> str | None:
+    found = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[1]))
+    return str(found[-1]) if found else None
+
+
+def train_config(config: RealConfig, base: Path, rows: Path, out: Path) -> Any:
+    from ..training import AdapterConfig, DataConfig, LossConfig, TrainConfig
+
+    args = {"max_steps": config.steps, "per_device_train_batch_size": config.batch_size,
+            "learning_rate": config.learning_rate, "warmup_steps": 0.1, "lr_scheduler_type": "linear",
+            "logging_steps": 5, "save_strategy": "steps", "save_steps": 20, "save_total_limit": 1,
+            "seed": config.seed, "use_cpu": True, "dataloader_pin_memory": False,
+            "resume_from_checkpoint": _last_checkpoint(out)}
+    return TrainConfig(
+        model=str(base), data=str(rows), out=str(out), mixed_precision="auto",
+        data_cfg=DataConfig(group_size=config.group_size, thought_dropout=config.thought_dropout,
+                            max_passage_tokens=config.passage_tokens,
+                            max_query_thought_tokens=config.query_thought_tokens, seed=config.seed),
+        loss=LossConfig(temperature=config.temperature, lam=config.lam),
+        adapter=AdapterConfig(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout),
+        training_args=args)
+
+
+def _set_think_settings(config: RealConfig, folder: Path) -> None:
+    """Record the recipe's thinking settings in ``o1embedder.json`` (weights untouched), so the saved
+    model thinks as evaluated when others load it."""
+    path = folder / "o1embedder.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["think"].update(n_thoughts=config.n_thoughts, temperature=config.think_temperature,
+                         top_p=config.think_top_p, max_new_tokens=config.think_max_new_tokens, seed=0)
+    write_json(path, data)
+
+
+def train_model(config: RealConfig, name: str, base: Path, rows: Path) -> Path:
+    """``models/NAME/final``: a merged O1 model (an ``O1Embedder`` folder); cached."""
+    from ..training import LossHistory, train
+
+    out = config.root / "models" / name
+    final = out / "final"
+    if (final / "o1embedder.json").is_file() and (out / "losses.json").is_file():
+        return final
+    losses = LossHistory()
+    logging.getLogger("transformers").setLevel(logging.WARNING)
+    train(train_config(config, base, rows, out), callbacks=[losses])
+    _set_think_settings(config, final)
+    write_json(out / "losses.json", losses.history)
+    if losses.history:
+        first, last = losses.history[0], losses.history[-1]
+        logger.info("%s: contrastive %.3f -> %.3f, thought LM %s -> %s", name, first.get("contrastive", 0),
+                    last.get("contrastive", 0), first.get("thought_lm"), last.get("thought_lm"))
+    return final
