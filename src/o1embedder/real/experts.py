@@ -63,24 +63,34 @@ def candidates(config: RealConfig, expert: str, base: Path, train: Path) -> Path
         logger.warning("%s: %d rows got no candidates (see %s); they train without a thought", expert,
                        report.failed, report.failures)
     found = {r.id: r.candidates for r in read_training_rows(folder / "synthesis.jsonl")}
-    merged = []
+    merged, failed = [], []
     for row in rows:
-        row.candidates = found.get(row.id) or []
-        merged.append(row.to_dict())
+        row.candidates = found.get(row.id) or None
+        (merged if row.candidates else failed).append(row.to_dict())
+    write_jsonl(folder / "no-candidates.jsonl", failed)      # they train without a thought (see refine)
     write_jsonl(out, merged)
     return out
 
 
 def refine(config: RealConfig, expert: str, candidates_path: Path, minilm: str) -> Path:
-    """``EXPERT/train.jsonl``: one thought per row, chosen by BM25 + all-MiniLM-L6-v2 (resumable)."""
-    from ..committee import CommitteeConfig
+    """``EXPERT/train-all.jsonl``: one thought per row, chosen by BM25 + all-MiniLM-L6-v2 (resumable),
+    plus the rows the expert wrote no usable candidate for, with an empty thought (as the committee's
+    ``empty`` policy does when no candidate beats the query)."""
+    from ..committee import CommitteeConfig, make_member
     from ..committee import refine as run
+    from ..committee.members import STMember
+    from ..retrieval.encoders import STEncoder
 
-    out = config.root / expert / "train.jsonl"
-    done = config.root / expert / "train.done"
-    if not done.is_file():
-        run(candidates_path, out, f"bm25,st:{minilm}", config=CommitteeConfig(policy=config.committee_policy))
-        done.write_text("ok\n")
+    folder = config.root / expert
+    out = folder / "train-all.jsonl"
+    if not out.is_file():
+        members = [make_member("bm25"), STMember(minilm, encoder=STEncoder(minilm, max_length=config.committee_max_length))]
+        run(candidates_path, folder / "train.jsonl", members, config=CommitteeConfig(policy=config.committee_policy))
+        rows = read_training_rows(folder / "train.jsonl")
+        failed = read_training_rows(folder / "no-candidates.jsonl") if (folder / "no-candidates.jsonl").stat().st_size else []
+        for row in failed:
+            row.thought, row.candidates = "", None
+        write_jsonl(out, (r.to_dict() for r in [*rows, *failed]))
     return out
 
 
