@@ -173,3 +173,32 @@ def test_think_keeps_ids_and_vectors_that_rebuild_the_query_vector(tiny_llama: O
     assert texts[0] == result.texts[0]
     with pytest.raises(Exception, match="lists of token ids"):
         model.encode_queries(QUERIES[:1], thoughts=[[[1, "x"]]])
+
+
+def test_padding_to_a_multiple_changes_shapes_not_vectors(tiny_qwen: O1Embedder) -> None:
+    """Bucketed padding (bf16 on CPU pads to 32 tokens so oneDNN keeps few kernels) leaves every
+    document and query vector as it was, thinking included, and never changes a thought."""
+    from o1embedder.model.thinking import left_pad, pad_multiple_for
+
+    ids, mask = left_pad([[1, 2, 3], [4]], 0, "cpu", multiple=32)
+    assert ids.shape == (2, 32) and mask.sum().item() == 4 and ids[0, -3:].tolist() == [1, 2, 3]
+    assert left_pad([[1, 2, 3]], 0, "cpu")[0].shape == (1, 3)
+    assert pad_multiple_for(torch.device("cpu"), torch.bfloat16) == 32
+    assert pad_multiple_for(torch.device("cpu"), torch.float32) == 1
+    assert tiny_qwen.pad_multiple is None and tiny_qwen._pad_multiple() == 1   # float32: unchanged
+
+    docs = [{"title": "t", "text": q} for q in QUERIES]
+    try:
+        tiny_qwen.pad_multiple = 1
+        d1 = tiny_qwen.encode_corpus(docs, batch_size=5)
+        q1, t1 = tiny_qwen.encode_queries(QUERIES, n_thoughts=2, temperature=0.8, max_new_tokens=6, seed=3,
+                                          return_thoughts=True)
+        tiny_qwen.pad_multiple = 32
+        d32 = tiny_qwen.encode_corpus(docs, batch_size=5)
+        q32, t32 = tiny_qwen.encode_queries(QUERIES, n_thoughts=2, temperature=0.8, max_new_tokens=6, seed=3,
+                                            return_thoughts=True)
+    finally:
+        tiny_qwen.pad_multiple = None
+    np.testing.assert_allclose(d32, d1, atol=1e-5)
+    np.testing.assert_allclose(q32, q1, atol=1e-5)
+    assert t32 == t1

@@ -17,7 +17,7 @@ from ..log import get_logger
 from ..templates import Template, TemplateConfig
 from . import loading
 from .settings import O1Settings, ThinkConfig
-from .thinking import Thinker, left_pad, positions_from_mask
+from .thinking import Thinker, left_pad, pad_multiple_for, positions_from_mask
 
 logger = get_logger(__name__)
 Doc = str | dict[str, Any]
@@ -77,6 +77,9 @@ class O1Embedder:
         self.template = Template(tokenizer, self.settings.template)
         self.model.eval()
         self._fingerprint_cache: tuple[Any, str] | None = None
+        self.pad_multiple: int | None = None
+        """Inference batches are padded to a multiple of this many tokens; ``None``: chosen by device
+        and dtype (:func:`~o1embedder.model.thinking.pad_multiple_for`)."""
 
     # -- loading / saving ---------------------------------------------------------------------
     @classmethod
@@ -129,6 +132,9 @@ class O1Embedder:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.model.parameters()).dtype
+
+    def _pad_multiple(self) -> int:
+        return self.pad_multiple if self.pad_multiple is not None else pad_multiple_for(self.device, self.dtype)
 
     @property
     def dim(self) -> int:
@@ -192,11 +198,11 @@ class O1Embedder:
         """
         order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
         out = np.empty((len(seqs), self.dim), dtype=np.float32)
-        decoder, pad = self._decoder(), self.tokenizer.pad_token_id
+        decoder, pad, multiple = self._decoder(), self.tokenizer.pad_token_id, self._pad_multiple()
         with _progress(len(seqs), desc, show_progress) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
-                ids, mask = left_pad([seqs[i] for i in idx], pad, self.device)
+                ids, mask = left_pad([seqs[i] for i in idx], pad, self.device, multiple)
                 hidden = decoder(input_ids=ids, attention_mask=mask, position_ids=positions_from_mask(mask),
                                  use_cache=False).last_hidden_state[:, -1]       # [b, H]
                 out[idx] = self._finish(hidden).cpu().numpy()
@@ -249,7 +255,8 @@ class O1Embedder:
         thoughts: list[list[list[int]]] = [[] for _ in queries]
         vectors = np.empty((len(queries), n, self.dim), dtype=np.float32) if embed else None
         thinker = Thinker(self._decoder(), self.model.get_output_embeddings(), eos_id=self.template.eos_id,
-                          emb_id=self.template.emb_id, pad_id=self.tokenizer.pad_token_id)
+                          emb_id=self.template.emb_id, pad_id=self.tokenizer.pad_token_id,
+                          pad_multiple=self._pad_multiple())
         with _progress(len(queries), "thinking", show_progress) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]

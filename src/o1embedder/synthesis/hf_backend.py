@@ -184,14 +184,15 @@ class HFBackend:
         import torch
 
         from ..model.settings import ThinkConfig
-        from ..model.thinking import Thinker
+        from ..model.thinking import Thinker, pad_multiple_for
 
         s = self.options.sampling
         temperature, top_p = self._sampling()
         head = _Head(self._model.get_output_embeddings(), self._model.config, self._eos_id, self._other_stops,
                      s.min_tokens or 0)
+        param = next(self._model.parameters())
         thinker = Thinker(self._model.get_decoder(), head, eos_id=self._eos_id, emb_id=self._pad_id,
-                          pad_id=self._pad_id)
+                          pad_id=self._pad_id, pad_multiple=pad_multiple_for(param.device, param.dtype))
         keys = torch.tensor([key for r in requests for key in sample_keys(r.seed, n)], dtype=torch.long)
         cfg = ThinkConfig(n_thoughts=n, temperature=temperature, top_p=top_p, max_new_tokens=s.max_tokens)
         result = thinker.run(prompts, [s.max_tokens] * len(prompts), cfg, keys, embed=False)
