@@ -90,6 +90,10 @@ def _edit(path: Path, text: str) -> None:
     path.write_text(text)
 
 
+def _edit_bytes(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
 # (name, how to break the folder, command, expected text in the one-line error)
 BAD = [
     ("broken JSON line", lambda r: _edit(r / "corpus.jsonl", '{"_id": "a", "text": "x"}\n{"_id": "b",\n'),
@@ -105,15 +109,21 @@ BAD = [
      "eval", "queries.jsonl:1: field 'text': missing"),
     ("no queries file", lambda r: (r / "queries.jsonl").unlink(), "eval", "no queries.jsonl (or queries.jsonl.gz)"),
     ("unknown split", None, "eval --split dev", "unknown split 'dev' (available: test, train)"),
-    ("qrels header missing", lambda r: _edit(r / "qrels" / "test.tsv", "q0\td0\t1\n"),
-     "eval", "test.tsv:1: qrels header missing"),
-    ("qrels doc not in corpus", lambda r: _edit(r / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq0\tnope\t1\n"),
-     "eval", "test.tsv:2: doc id 'nope' is not in the corpus"),
-    ("qrels query not in queries", lambda r: _edit(r / "qrels" / "train.tsv", "query-id\tcorpus-id\tscore\nqx\td0\t1\n"),
-     "mine", "train.tsv:2: query id 'qx' is not in queries.jsonl"),
+    ("corpus not UTF-8", lambda r: _edit_bytes(r / "corpus.jsonl", b'{"_id": "a", "text": "x"}\n{"_id": "b", "text": "caf\xe9"}\n'),
+     "eval", "corpus.jsonl:2: not valid UTF-8 (byte 0xe9 at column 26)"),
+    ("queries not UTF-8", lambda r: _edit_bytes(r / "queries.jsonl", b'{"_id": "q0", "text": "\xff"}\n'),
+     "mine", "queries.jsonl:1: not valid UTF-8"),
+    ("qrels not UTF-8", lambda r: _edit_bytes(r / "qrels" / "test.tsv", b"query-id\tcorpus-id\tscore\nq0\td\x80\t1\n"),
+     "eval", "test.tsv:2: not valid UTF-8"),
+    ("qrels doc not in corpus (--strict)", lambda r: _edit(r / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq0\tnope\t1\n"),
+     "eval --strict", "test.tsv:2: doc id 'nope' is not in the corpus"),
+    ("qrels query not in queries (--strict)", lambda r: _edit(r / "qrels" / "train.tsv", "query-id\tcorpus-id\tscore\nqx\td0\t1\n"),
+     "mine --strict", "train.tsv:2: query id 'qx' is not in queries.jsonl"),
+    ("qrels naming no known query", lambda r: _edit(r / "qrels" / "test.tsv", "qx\td0\t1\n"),
+     "eval", "test.tsv: no judgements name a query in queries.jsonl"),
     ("qrels score not an integer", lambda r: _edit(r / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq0\td0\thigh\n"),
      "eval", "test.tsv:2: field 'score': score must be an integer"),
-    ("qrels wrong field count", lambda r: _edit(r / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq0 d0 1\n"),
+    ("qrels wrong field count", lambda r: _edit(r / "qrels" / "test.tsv", "query-id\tcorpus-id\tscore\nq0\td0\n"),
      "eval", "test.tsv:2: expected 3 tab-separated fields"),
     ("wrong index folder", None, "search --index {data}", "not an index folder (no manifest.json"),
     ("index folder missing", None, "search --index {tmp}/nowhere", "nowhere: index folder not found"),
@@ -167,8 +177,41 @@ def test_bad_input_table_is_big_enough() -> None:
 
 def test_real_process_exit_code(tmp_path: Path) -> None:
     data = write_set(tmp_path / "set", n_docs=5)
-    (data / "qrels" / "test.tsv").write_text("q0\td0\t1\n")
+    (data / "qrels" / "test.tsv").write_bytes(b"query-id\tcorpus-id\tscore\nq0\td\xc3\t1\n")
     proc = subprocess.run([sys.executable, "-m", "o1embedder", "eval", "--model", "bm25", "--data", str(data)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
-    assert "test.tsv:1: qrels header missing" in proc.stderr
+    assert "test.tsv:2: not valid UTF-8" in proc.stderr
+
+
+def test_qrels_naming_missing_docs_and_queries_warn_and_score_as_pytrec_eval(tmp_path: Path,
+                                                                              capsys: pytest.CaptureFixture) -> None:
+    """Published BEIR sets judge a few documents their corpus lacks: evaluation warns (count and ids)
+    and counts them as relevant and never retrieved, exactly as pytrec_eval over the full qrels."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    data = write_set(tmp_path / "set", n_docs=60)
+    qrels_path = data / "qrels" / "test.tsv"
+    qrels_path.write_text(qrels_path.read_text() + "q0\tghost-1\t1\nq1\tghost-2\t2\nq-gone\td0\t1\n")
+    rc = main(["--log-level", "WARNING", "eval", "--model", "bm25", "--data", str(data),
+               "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "2 judgements name 2 docs missing from the corpus" in err and "'ghost-1', 'ghost-2'" in err
+    assert "1 judgements name 1 queries missing from queries.jsonl (dropped: 'q-gone')" in err
+    report = json.loads((tmp_path / "r.json").read_text())
+    run: dict[str, dict[str, float]] = {}
+    for line in (tmp_path / "r.trec").read_text().splitlines():
+        qid, _, doc, _, score, _ = line.split()
+        run.setdefault(qid, {})[doc] = float(score)
+    full: dict[str, dict[str, int]] = {}
+    for line in qrels_path.read_text().splitlines()[1:]:
+        qid, doc, grade = line.split("\t")
+        full.setdefault(qid, {})[doc] = int(grade)
+    per_query = pytrec_eval.RelevanceEvaluator(full, {"ndcg_cut.10"}).evaluate(run)
+    expected = sum(m["ndcg_cut_10"] for m in per_query.values()) / len(per_query)
+    assert len(per_query) == 6 and report["num_queries"] == 6
+    assert report["metrics"]["ndcg@10"] == pytest.approx(expected, abs=1e-9)
+    # the missing documents lower the score: without them the same run scores higher
+    known = {q: {d: g for d, g in docs.items() if not d.startswith("ghost")} for q, docs in full.items()}
+    without = pytrec_eval.RelevanceEvaluator(known, {"ndcg_cut.10"}).evaluate(run)
+    assert sum(m["ndcg_cut_10"] for m in without.values()) / len(without) > expected

@@ -82,8 +82,8 @@ def test_query_errors(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("content, match", [
-    ("q0\td0\t1\n", r":1: qrels header missing"),
-    ("query-id\tcorpus-id\tscore\nq0 d0 1\n", r":2: expected 3 tab-separated fields"),
+    ("query-id\tcorpus-id\tscore\nq0\td0\n", r":2: expected 3 tab-separated fields"),
+    ("q0 0 d0 1 extra\n", r":1: expected 3 tab-separated fields .* or 4 \(TREC"),
     ("query-id\tcorpus-id\tscore\nq0\td0\tyes\n", r":2: field 'score': score must be an integer"),
     ("query-id\tcorpus-id\tscore\n", r"no judgements"),
     ("", r"empty qrels file"),
@@ -105,11 +105,13 @@ def test_repeated_qrels_pair_keeps_last_with_warning(tmp_path: Path, caplog: pyt
 def test_cross_checks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     root = write_beir(tmp_path / "a", qrels="query-id\tcorpus-id\tscore\nq0\td0\t1\nq0\tmissing\t1\n")
     with pytest.raises(InputError, match=r"test.tsv:3: doc id 'missing' is not in the corpus"):
-        load_beir(root)
-    assert load_beir(root, strict=False).qrels["q0"] == {"d0": 1, "missing": 1}
-    assert "1 judgements name docs missing" in caplog.text
+        load_beir(root, strict=True)
+    assert load_beir(root).qrels["q0"] == {"d0": 1, "missing": 1}          # published data: kept, warned
+    assert "1 judgements name 1 docs missing from the corpus" in caplog.text and "'missing'" in caplog.text
     root = write_beir(tmp_path / "b", qrels="query-id\tcorpus-id\tscore\nq9\td0\t1\n")
     with pytest.raises(InputError, match=r"test.tsv:2: query id 'q9' is not in queries.jsonl"):
+        load_beir(root, strict=True)
+    with pytest.raises(InputError, match=r"no judgements name a query in queries.jsonl"):
         load_beir(root)
     with pytest.raises(InputError, match=r"unknown split 'dev' \(available: test, train\)"):
         load_beir(root, "dev")
@@ -138,3 +140,48 @@ def test_trec_run_errors(tmp_path: Path, content: str, match: str) -> None:
     path.write_text(content)
     with pytest.raises(InputError, match=match):
         read_trec_run(path)
+
+
+def test_qrels_forms_are_equal(tmp_path: Path) -> None:
+    """BEIR's TSV with and without its header, TREC's ``qid 0 docid rel``, CRLF and a BOM: one reading."""
+    forms = {
+        "beir.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\t2\nq2\td1\t0\n",
+        "headerless.tsv": "q1\td1\t1\nq1\td2\t2\nq2\td1\t0\n",
+        "trec.txt": "q1 0 d1 1\nq1 0 d2 2\nq2 Q0 d1 0\n",
+        "crlf.tsv": "query-id\tcorpus-id\tscore\r\nq1\td1\t1\r\nq1\td2\t2\r\nq2\td1\t0\r\n",
+    }
+    expected = {"q1": {"d1": 1, "d2": 2}, "q2": {"d1": 0}}
+    for name, text in forms.items():
+        (tmp_path / name).write_text(text, newline="")
+        assert read_qrels(tmp_path / name) == expected, name
+    (tmp_path / "bom.tsv").write_bytes(b"\xef\xbb\xbf" + forms["beir.tsv"].encode())
+    assert read_qrels(tmp_path / "bom.tsv") == expected
+
+
+def test_every_reader_accepts_a_bom_and_names_the_line_of_a_bad_byte(tmp_path: Path) -> None:
+    from o1embedder.formats import read_training_rows, read_trec_run
+
+    bom = b"\xef\xbb\xbf"
+    cases = [
+        (read_beir_corpus, b'{"_id": "d1", "text": "caf\xc3\xa9"}\n{"_id": "d2", "text": "x"}\n', 2),
+        (read_beir_queries, b'{"_id": "q1", "text": "what"}\n{"_id": "q2", "text": "why"}\n', 2),
+        (read_qrels, b"query-id\tcorpus-id\tscore\nq1\td1\t1\n", 1),
+        (read_training_rows, b'{"query": "q", "pos": ["p"]}\n{"query": "r", "pos": ["s"]}\n', 2),
+        (read_trec_run, b"q1 Q0 d1 1 2.5 run\nq1 Q0 d2 2 1.5 run\n", 1),
+    ]
+    for i, (reader, content, size) in enumerate(cases):
+        path = tmp_path / f"{i}.txt"
+        path.write_bytes(content)
+        plain = reader(path)
+        path.write_bytes(bom + content)
+        assert len(reader(path)) == size and reader(path) == plain, reader.__name__
+        lines = content.split(b"\n")
+        lines[1] = lines[1][:-2] + b"\xff" + lines[1][-2:]          # a Latin-1 byte on line 2
+        path.write_bytes(b"\n".join(lines))
+        with pytest.raises(InputError, match=rf"{i}.txt:2: not valid UTF-8 \(byte 0xff"):
+            reader(path)
+    gz = tmp_path / "corpus.jsonl.gz"
+    import gzip
+    gz.write_bytes(gzip.compress(bom + b'{"_id": "d1", "text": "x"}\n\x80\n'))
+    with pytest.raises(InputError, match=r"corpus.jsonl.gz:2: not valid UTF-8 \(byte 0x80 at column 1\)"):
+        read_beir_corpus(gz)

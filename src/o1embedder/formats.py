@@ -33,26 +33,52 @@ def open_text(path: str | os.PathLike[str], mode: str = "r") -> IO[str]:
     path = Path(path)
     if "r" in mode and not path.is_file():
         raise InputError("file not found" if not path.exists() else "not a file", path=path)
+    encoding = "utf-8-sig" if "r" in mode else "utf-8"           # reading: a byte-order mark is dropped
     if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding=encoding)
+    return open(path, mode, encoding=encoding)
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A whole UTF-8 text file (see :func:`iter_lines`: byte-order mark dropped, bad bytes -> file:line)."""
+    return "".join(line for _, line in iter_lines(path))
+
+
+def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, str]]:
+    """Yield ``(line_number, text)`` for every line of a UTF-8 text file (``*.gz`` gunzipped).
+
+    A byte-order mark at the start is dropped. A line that is not valid UTF-8 is an
+    :class:`InputError` naming its line (decoding line by line, so the number is exact).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found" if not path.exists() else "not a file", path=path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield line_no, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(f"not valid UTF-8 (byte {raw[exc.start]:#04x} at column {exc.start + 1})",
+                                 path=path, line=line_no) from None
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line; each line must be a JSON object."""
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=path,
-                                 line=line_no) from None
-            if not isinstance(obj, dict):
-                raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path,
-                                 line=line_no)
-            yield line_no, obj
+    for line_no, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON ({exc.msg} at column {exc.colno})", path=path,
+                             line=line_no) from None
+        if not isinstance(obj, dict):
+            raise InputError(f"expected a JSON object, got {type(obj).__name__}", path=path,
+                             line=line_no)
+        yield line_no, obj
 
 
 @contextlib.contextmanager
@@ -309,31 +335,43 @@ def read_beir_queries(path: str | os.PathLike[str]) -> dict[str, str]:
     return queries
 
 
+def _qrels_fields(line: str) -> list[str]:
+    """BEIR's ``qid<TAB>docid<TAB>score``, or TREC's ``qid iter docid rel`` (any whitespace)."""
+    fields = line.rstrip("\r\n").split("\t")
+    if len(fields) == 3 and all(f.strip() for f in fields):
+        return [f.strip() for f in fields]
+    words = line.split()
+    if len(words) == 4:                       # TREC: the second column (iteration) is ignored
+        return [words[0], words[2], words[3]]
+    return words if len(words) == 3 else fields
+
+
 def iter_qrels(path: str | os.PathLike[str]) -> Iterator[tuple[int, str, str, int]]:
-    """Yield ``(line, query_id, doc_id, grade)`` from a BEIR qrels TSV (header line required)."""
-    with open_text(path) as handle:
-        header_seen = False
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
+    """Yield ``(line, query_id, doc_id, grade)`` from a qrels file.
+
+    Accepted: BEIR's TSV with or without its ``query-id corpus-id score`` header, and TREC's
+    ``qid 0 docid rel`` form (whitespace-separated).
+    """
+    seen = False
+    for line_no, line in iter_lines(path):
+        if not line.strip():
+            continue
+        fields = _qrels_fields(line)
+        if not seen:
+            seen = True
+            if tuple(f.strip().lower() for f in fields) == QRELS_HEADER:
                 continue
-            fields = line.rstrip("\r\n").split("\t")
-            if not header_seen:
-                header_seen = True
-                if tuple(f.strip().lower() for f in fields) != QRELS_HEADER:
-                    raise InputError("qrels header missing or wrong (expected 'query-id<TAB>corpus-id<TAB>"
-                                     f"score', got {line.strip()[:60]!r})", path=path, line=line_no)
-                continue
-            if len(fields) != 3 or not fields[0].strip() or not fields[1].strip():
-                raise InputError(f"expected 3 tab-separated fields (query-id, corpus-id, score), got "
-                                 f"{len(fields)}", path=path, line=line_no)
-            try:
-                grade = int(fields[2])
-            except ValueError:
-                raise InputError(f"score must be an integer, got {fields[2]!r}", path=path, line=line_no,
-                                 field="score") from None
-            yield line_no, fields[0].strip(), fields[1].strip(), grade
-        if not header_seen:
-            raise InputError("empty qrels file", path=path)
+        if len(fields) != 3:
+            raise InputError(f"expected 3 tab-separated fields (query-id, corpus-id, score) or 4 (TREC: "
+                             f"qid iter docid rel), got {len(fields)}", path=path, line=line_no)
+        try:
+            grade = int(fields[2])
+        except ValueError:
+            raise InputError(f"score must be an integer, got {fields[2]!r}", path=path, line=line_no,
+                             field="score") from None
+        yield line_no, fields[0], fields[1], grade
+    if not seen:
+        raise InputError("empty qrels file", path=path)
 
 
 def read_qrels(path: str | os.PathLike[str]) -> dict[str, dict[str, int]]:
@@ -360,12 +398,14 @@ def beir_splits(folder: str | os.PathLike[str]) -> list[str]:
     return sorted(n.removesuffix(".tsv") for n in names if n.endswith(".tsv"))
 
 
-def load_beir(folder: str | os.PathLike[str], split: str = "test", *, strict: bool = True,
+def load_beir(folder: str | os.PathLike[str], split: str = "test", *, strict: bool = False,
               with_corpus: bool = True) -> BeirDataset:
-    """Load one split of a BEIR folder, cross-checked: every judged query and doc must exist.
+    """Load one split of a BEIR folder, cross-checked against its corpus and queries.
 
-    With ``strict=False`` a judgement naming a missing doc is kept with a counted warning (BEIR's own
-    loader does not check; the doc then counts as relevant and never retrieved).
+    Published data has faults (one common BEIR set judges five documents its corpus lacks), so by
+    default a judgement naming a missing document is kept with a warning: the document counts as
+    relevant and never retrieved, as BEIR and pytrec_eval count it. A judgement naming a query that
+    ``queries.jsonl`` lacks cannot be run and is dropped with a warning. ``strict=True`` refuses both.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -378,21 +418,38 @@ def load_beir(folder: str | os.PathLike[str], split: str = "test", *, strict: bo
     all_queries = read_beir_queries(find_data_file(folder, "queries.jsonl"))
     corpus = read_beir_corpus(find_data_file(folder, "corpus.jsonl")) if with_corpus else {}
     qrels: dict[str, dict[str, int]] = {}
-    missing_docs = 0
+    missing_docs: dict[str, None] = {}
+    missing_queries: dict[str, None] = {}
+    dropped = 0
     for line_no, qid, doc_id, grade in iter_qrels(qrels_path):
         if qid not in all_queries:
-            raise InputError(f"query id {qid!r} is not in queries.jsonl", path=qrels_path, line=line_no)
+            if strict:
+                raise InputError(f"query id {qid!r} is not in queries.jsonl", path=qrels_path, line=line_no)
+            missing_queries[qid] = None
+            dropped += 1
+            continue
         if with_corpus and doc_id not in corpus:
             if strict:
                 raise InputError(f"doc id {doc_id!r} is not in the corpus", path=qrels_path, line=line_no)
-            missing_docs += 1
+            missing_docs[doc_id] = None
         qrels.setdefault(qid, {})[doc_id] = grade
-    if not qrels:
-        raise InputError("no judgements (only a header)", path=qrels_path)
+    if missing_queries:
+        _log().warning("%s: %d judgements name %d queries missing from queries.jsonl (dropped: %s)",
+                       qrels_path, dropped, len(missing_queries), _first(missing_queries))
     if missing_docs:
-        _log().warning("%s: %d judgements name docs missing from the corpus (kept)", qrels_path, missing_docs)
+        judged = sum(d in missing_docs for docs in qrels.values() for d in docs)
+        _log().warning("%s: %d judgements name %d docs missing from the corpus (kept: relevant, never "
+                       "retrieved): %s", qrels_path, judged, len(missing_docs), _first(missing_docs))
+    if not qrels:
+        raise InputError("no judgements (only a header)" if not dropped else
+                         "no judgements name a query in queries.jsonl", path=qrels_path)
     queries = {qid: all_queries[qid] for qid in qrels}
     return BeirDataset(name=folder.name, path=folder, split=split, corpus=corpus, queries=queries, qrels=qrels)
+
+
+def _first(ids: Iterable[str], n: int = 5) -> str:
+    ids = list(ids)
+    return ", ".join(repr(i) for i in ids[:n]) + (f", ... ({len(ids) - n} more)" if len(ids) > n else "")
 
 
 def read_corpus(path: str | os.PathLike[str]) -> dict[str, dict[str, str]]:
@@ -421,23 +478,22 @@ def write_trec_run(path: str | os.PathLike[str], run: Run, tag: str = "o1emb") -
 def read_trec_run(path: str | os.PathLike[str]) -> Run:
     """Read a TREC run file -> ``{qid: {docid: score}}``; a repeated (qid, docid) is an error."""
     run: Run = {}
-    with open_text(path) as handle:
-        for line_no, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 6:
-                raise InputError(f"expected 6 fields (qid Q0 docid rank score tag), got {len(fields)}",
-                                 path=path, line=line_no)
-            qid, _, doc_id, _, score, _ = fields
-            try:
-                value = float(score)
-            except ValueError:
-                raise InputError(f"score must be a number, got {score!r}", path=path, line=line_no) from None
-            scores = run.setdefault(qid, {})
-            if doc_id in scores:
-                raise InputError(f"doc {doc_id!r} listed twice for query {qid!r}", path=path, line=line_no)
-            scores[doc_id] = value
+    for line_no, line in iter_lines(path):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise InputError(f"expected 6 fields (qid Q0 docid rank score tag), got {len(fields)}",
+                             path=path, line=line_no)
+        qid, _, doc_id, _, score, _ = fields
+        try:
+            value = float(score)
+        except ValueError:
+            raise InputError(f"score must be a number, got {score!r}", path=path, line=line_no) from None
+        scores = run.setdefault(qid, {})
+        if doc_id in scores:
+            raise InputError(f"doc {doc_id!r} listed twice for query {qid!r}", path=path, line=line_no)
+        scores[doc_id] = value
     if not run:
         raise InputError("empty run file", path=path)
     return run

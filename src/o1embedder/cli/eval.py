@@ -24,7 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-self-hits", action="store_true",
                    help="keep a retrieved doc whose id equals the query id (BEIR skips it; default skip)")
     p.add_argument("--max-queries", type=int, default=None, help="only the first N judged queries (quick check)")
-    p.add_argument("--lenient", action="store_true", help="warn instead of failing on qrels naming missing docs")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse qrels naming documents or queries the data lacks (default: warn; such "
+                        "documents count as relevant and never retrieved)")
+    p.add_argument("--lenient", action="store_true", help=argparse.SUPPRESS)   # the default since 0.2
     p.add_argument("--index", default=None, help="keep/reuse the corpus index in this folder")
     p.add_argument("--factory", default="Flat", help="FAISS factory for dense models (default Flat)")
     p.add_argument("--max-length", type=int, default=None, help="passage token limit (default: the model's)")
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--batch-size must be >= 1")
     config = EvalConfig(split=args.split, think=not args.no_think, ablation=args.ablation,
                         think_options=generation_overrides(args), k_values=parse_k_values(args.k_values),
-                        skip_self=not args.keep_self_hits, max_queries=args.max_queries, strict=not args.lenient,
+                        skip_self=not args.keep_self_hits, max_queries=args.max_queries, strict=args.strict,
                         index_dir=args.index, factory=args.factory, batch_size=args.batch_size,
                         max_length=args.max_length, device=args.device, dtype=args.dtype,
                         cache_dir=cache_dir(args))

@@ -19,7 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ranks", default="10-100", help="rank range to sample from, 1-based inclusive (default 10-100)")
     p.add_argument("--mine-seed", type=int, default=0, help="sampling seed (default 0)")
     p.add_argument("--index", default=None, help="keep/reuse the corpus index in this folder")
-    p.add_argument("--lenient", action="store_true", help="warn instead of failing on qrels naming missing docs")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse qrels naming documents or queries the data lacks (default: warn; such "
+                        "documents count as relevant and never retrieved)")
+    p.add_argument("--lenient", action="store_true", help=argparse.SUPPRESS)   # the default since 0.2
     add_think_options(p)
     add_backend_options(p)
     p.set_defaults(func=run)
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     config = MiningConfig(negatives=args.negatives, rank_lo=lo, rank_hi=hi, seed=args.mine_seed).validate()
     if args.batch_size < 1:
         raise InputError("--batch-size must be >= 1")
-    dataset = load_beir(args.data, args.split, strict=not args.lenient)
+    dataset = load_beir(args.data, args.split, strict=args.strict)
     build = {} if parse_backend(args.retriever)[0] == "bm25" else {"batch_size": args.batch_size}
     retriever = corpus_retriever(args.retriever, dataset.corpus, index_dir=args.index, device=args.device,
                                  dtype=args.dtype, think=not args.no_think,

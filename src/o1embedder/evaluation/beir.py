@@ -39,8 +39,9 @@ class EvalConfig:
     """Drop a retrieved doc whose id equals the query id (BEIR convention)."""
     max_queries: int | None = None
     """Evaluate only the first N judged queries (over the full corpus): a quick check."""
-    strict: bool = True
-    """Refuse qrels naming docs that are not in the corpus (else: a counted warning)."""
+    strict: bool = False
+    """Refuse qrels naming docs or queries the data lacks (else: a warning; missing docs count as relevant
+    and never retrieved, missing queries are dropped)."""
     index_dir: str | None = None
     """Keep (and reuse) the corpus index here; a temporary folder otherwise."""
     factory: str = "Flat"

@@ -63,7 +63,7 @@ def mine_negatives(dataset: BeirDataset, retriever: Retriever, config: MiningCon
     rows, short = [], 0
     for qid, result in zip(qids, results, strict=True):
         pos_ids = [d for d in dataset.qrels[qid] if d in positives[qid] and d in dataset.corpus]
-        if not pos_ids:                                  # lenient loading kept a missing doc
+        if not pos_ids:                                  # its only positives are missing from the corpus
             continue
         pos_texts = {document_text(dataset.corpus[d]) for d in pos_ids}
         ranked = [d for d, _ in result.hits if not (config.skip_self and d == qid)]

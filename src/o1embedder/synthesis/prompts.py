@@ -65,11 +65,15 @@ _PLACEHOLDER = re.compile(r"\{(task|examples|query|passage)\}")
 
 
 def _read_text(path: str | os.PathLike[str], what: str) -> str:
+    from ..formats import read_text
+
+    if not Path(path).is_file():
+        reason = "not a file" if Path(path).exists() else "file not found"
+        raise InputError(f"cannot read the {what}: {reason}", path=path)
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise InputError(f"cannot read the {what}: {reason}", path=path) from None
+        return read_text(path)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what}: {exc.strerror or exc}", path=path) from None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..formats import read_text
 from ..templates import TemplateConfig
 
 CONFIG_FILE = "o1emb_train.json"
@@ -162,7 +163,7 @@ def read_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise InputError("config file not found", path=path)
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if path.suffix in {".yaml", ".yml"}:
         try:
             import yaml
