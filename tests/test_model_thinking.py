@@ -70,8 +70,10 @@ def test_one_pass_vector_equals_fresh_forward(family: str, tiny_qwen: O1Embedder
 
 def test_encode_queries_is_mean_of_normalised_sample_vectors(tiny_qwen: O1Embedder):
     model = _eos_prone(tiny_qwen)
-    vecs, thoughts = model.encode_queries(QUERIES, n_thoughts=3, temperature=1.0, max_new_tokens=10,
-                                          seed=3, return_thoughts=True)
+    vecs = model.encode_queries(QUERIES, n_thoughts=3, temperature=1.0, max_new_tokens=10, seed=3)
+    found = model.think(QUERIES, n_thoughts=3, temperature=1.0, max_new_tokens=10, seed=3)
+    np.testing.assert_allclose(found.pooled, vecs, atol=1e-6)
+    thoughts = found.texts
     assert vecs.shape == (len(QUERIES), model.dim) and vecs.dtype == np.float32
     assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
     assert [len(t) for t in thoughts] == [3] * len(QUERIES)
@@ -115,9 +117,10 @@ def test_sampling_is_seeded_and_independent_of_batch_neighbours(tiny_qwen: O1Emb
 def test_greedy_is_argmax_and_budget_zero_gives_empty_thought(tiny_qwen: O1Embedder):
     logits = torch.tensor([[0.1, 3.0, 0.2], [2.0, 0.0, 1.0]])
     assert sample_next(logits, 0.0, 0.9, torch.tensor([1, 2]), 0).tolist() == [1, 0]
-    vecs, thoughts = tiny_qwen.encode_queries(QUERIES[:2], max_new_tokens=0, n_thoughts=1,
-                                              return_thoughts=True)
-    assert thoughts == [[""], [""]]
+    found = tiny_qwen.think(QUERIES[:2], max_new_tokens=0, n_thoughts=1)
+    vecs = tiny_qwen.encode_queries(QUERIES[:2], max_new_tokens=0, n_thoughts=1)
+    assert found.texts == [[""], [""]]
+    np.testing.assert_allclose(found.pooled, vecs, atol=1e-6)
     ref = tiny_qwen.encode_queries(QUERIES[:2], thoughts=["", ""])
     assert np.allclose(vecs, ref, atol=1e-5)
 
@@ -169,8 +172,6 @@ def test_think_keeps_ids_and_vectors_that_rebuild_the_query_vector(tiny_llama: O
     from_ids = model.encode_queries(QUERIES[:3], thoughts=result.ids)
     direct = model.encode_queries(QUERIES[:3], n_thoughts=2, temperature=1.0, max_new_tokens=8, seed=9)
     assert np.allclose(from_ids, direct, atol=1e-5)
-    _, texts = model.encode_queries(QUERIES[:1], thoughts=[result.ids[0]], return_thoughts=True)
-    assert texts[0] == result.texts[0]
     with pytest.raises(Exception, match="lists of token ids"):
         model.encode_queries(QUERIES[:1], thoughts=[[[1, "x"]]])
 
@@ -191,12 +192,12 @@ def test_padding_to_a_multiple_changes_shapes_not_vectors(tiny_qwen: O1Embedder)
     try:
         tiny_qwen.pad_multiple = 1
         d1 = tiny_qwen.encode_corpus(docs, batch_size=5)
-        q1, t1 = tiny_qwen.encode_queries(QUERIES, n_thoughts=2, temperature=0.8, max_new_tokens=6, seed=3,
-                                          return_thoughts=True)
+        found1 = tiny_qwen.think(QUERIES, n_thoughts=2, temperature=0.8, max_new_tokens=6, seed=3)
+        q1, t1 = found1.pooled, found1.texts
         tiny_qwen.pad_multiple = 32
         d32 = tiny_qwen.encode_corpus(docs, batch_size=5)
-        q32, t32 = tiny_qwen.encode_queries(QUERIES, n_thoughts=2, temperature=0.8, max_new_tokens=6, seed=3,
-                                            return_thoughts=True)
+        found32 = tiny_qwen.think(QUERIES, n_thoughts=2, temperature=0.8, max_new_tokens=6, seed=3)
+        q32, t32 = found32.pooled, found32.texts
     finally:
         tiny_qwen.pad_multiple = None
     np.testing.assert_allclose(d32, d1, atol=1e-5)

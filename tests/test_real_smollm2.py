@@ -50,6 +50,16 @@ def test_converted_checkpoint_is_plain_and_keeps_the_chat_template(smollm2: Path
                                    add_generation_prompt=True).endswith("<|im_start|>assistant\n")
 
 
+def test_the_gguf_file_itself_is_a_model_path(smollm2: Path) -> None:
+    """``from_pretrained`` on the .gguf file gives the converted folder's model: same fingerprint, same vectors."""
+    from_gguf = O1Embedder.from_pretrained(find_smollm2(), device="cpu", dtype="bfloat16")
+    from_folder = O1Embedder.from_pretrained(smollm2, device="cpu", dtype="float32")
+    assert from_gguf.fingerprint() == from_folder.fingerprint()
+    docs = ["Scurvy is caused by a lack of vitamin C.", "Tokyo Tower was designed by Tachu Naito."]
+    cosine = (from_gguf.encode_corpus(docs) * from_folder.encode_corpus(docs)).sum(-1)
+    assert cosine.min() > 0.99                           # bf16 against float32 weights
+
+
 def test_one_pass_thinking_equals_a_fresh_forward(smollm2: Path) -> None:
     model = O1Embedder.from_pretrained(smollm2, device="cpu", dtype="float32")
     queries = ["what causes scurvy?", "0-dimensional biomaterials lack inductive properties."]

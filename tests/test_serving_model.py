@@ -58,9 +58,11 @@ def test_a_request_inside_a_micro_batch_equals_it_served_alone(tiny_qwen, kind: 
         assert t[0].get("thoughts") == a[0].get("thoughts")
     if kind == "query-think":
         assert all(len(t[0]["thoughts"]) == 2 for t in together)
-        direct, thoughts = tiny_qwen.encode_queries([QUERIES[0]], return_thoughts=True, **THINK)
+        found = tiny_qwen.think([QUERIES[0]], **THINK)
+        direct = tiny_qwen.encode_queries([QUERIES[0]], **THINK)
+        np.testing.assert_allclose(found.pooled, direct, atol=1e-6, rtol=0)
         np.testing.assert_allclose(alone[0][0]["embedding"], direct[0], atol=1e-6, rtol=0)
-        assert alone[0][0]["thoughts"] == thoughts[0]
+        assert alone[0][0]["thoughts"] == found.texts[0]
 
 
 def test_reproducible_queries_are_answered_from_the_cache(tiny_qwen) -> None:

@@ -50,12 +50,17 @@ class FakeModel:
         return self._vectors([d if isinstance(d, str) else f"{d['title']} {d['text']}" for d in docs])
 
     def encode_queries(self, queries: Sequence[str], *, think: bool = True, n_thoughts: int | None = None,
-                       return_thoughts: bool = False, **kwargs: Any) -> Any:
+                       **kwargs: Any) -> Any:
         self.calls.append(("queries", len(queries), {"think": think, "n_thoughts": n_thoughts, **kwargs}))
+        return self._vectors(queries, "tower" if think else "")
+
+    def think(self, queries: Sequence[str], *, n_thoughts: int | None = None, **kwargs: Any) -> Any:
+        from types import SimpleNamespace
+
+        self.calls.append(("queries", len(queries), {"think": True, "n_thoughts": n_thoughts, **kwargs}))
         n = n_thoughts or 2
-        thoughts = [[f"thinking about {q} #{j}" for j in range(n)] if think else [] for q in queries]
-        vectors = self._vectors(queries, "tower" if think else "")
-        return (vectors, thoughts) if return_thoughts else vectors
+        texts = [[f"thinking about {q} #{j}" for j in range(n)] for q in queries]
+        return SimpleNamespace(texts=texts, pooled=self._vectors(queries, "tower"))
 
 
 class FakeIndex:

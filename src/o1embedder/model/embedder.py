@@ -53,13 +53,56 @@ class Thoughts:
     texts: list[list[str]]
     """The same thoughts decoded (special tokens skipped, stripped)."""
     vectors: np.ndarray | None
-    """[Q, n, H] normalised per-sample vectors (``None`` when ``embed=False``)."""
+    """[Q, n, H] per-sample vectors, normalised when the model normalises (``None`` when ``embed=False``)."""
+    pooled: np.ndarray | None = None
+    """[Q, H] the query vectors: what ``encode_queries`` returns for the same thinking settings."""
 
 
 def _progress(total: int, desc: str, show: bool | None) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit="it", disable=not (show if show is not None else total >= 10))
+
+
+_ST_IGNORED = frozenset({"pool", "chunk_size", "task", "prompt_type"})
+"""sentence-transformers keywords that mean nothing here (multi-process pools, task adapters): ignored."""
+
+
+def _st_options(kwargs: dict[str, Any], method: str) -> None:
+    """Check sentence-transformers keywords that this model does not use: accept the harmless, refuse
+    the rest with one clear message (a wrong result is worse than an error)."""
+    for name in list(kwargs):
+        value = kwargs.pop(name)
+        if name in _ST_IGNORED:
+            continue
+        if name == "output_value" and value in (None, "sentence_embedding"):
+            continue
+        if name == "precision" and value in (None, "float32"):
+            continue
+        if name in ("prompt", "truncate_dim") and value is None:
+            continue
+        if name in ("output_value", "precision", "prompt", "truncate_dim"):
+            hint = {"prompt": "the O1 template is fixed; use prompt_name='query' or 'document'"}.get(
+                name, "not supported by O1Embedder")
+            raise InputError(f"{method}: {name}={value!r}: {hint}")
+        raise TypeError(f"{method}() got an unexpected keyword argument {name!r}; thoughts come from "
+                        "think(), thinking settings are think/n_thoughts/temperature/top_p/max_new_tokens/seed")
+
+
+def _st_output(vectors: np.ndarray, *, single: bool, convert_to_numpy: bool, convert_to_tensor: bool,
+               normalize_embeddings: bool, device: Any) -> Any:
+    """Shape the result as sentence-transformers does: one vector for one input; a tensor with
+    ``convert_to_tensor``; a list of 1-D tensors when neither conversion is asked for."""
+    if normalize_embeddings:
+        vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)
+    if convert_to_tensor or not convert_to_numpy:
+        tensor = torch.from_numpy(np.ascontiguousarray(vectors))
+        if device is not None:
+            tensor = tensor.to(device)
+        if convert_to_tensor:
+            return tensor[0] if single else tensor
+        return tensor[0] if single else list(tensor)
+    return vectors[0] if single else vectors
 
 
 class O1Embedder:
@@ -209,12 +252,20 @@ class O1Embedder:
                 bar.update(len(idx))
         return out
 
-    def encode_corpus(self, docs: Sequence[Doc], *, batch_size: int = 32, max_length: int | None = None,
-                      show_progress: bool | None = None) -> np.ndarray:
-        """Embed documents (strings or ``{title, text}`` records) without thinking -> [N, H] float32."""
-        if isinstance(docs, (str, dict)):
-            raise InputError("docs must be a list of documents, not a single document")
-        docs = list(docs)
+    def encode_corpus(self, docs: Doc | Sequence[Doc], *, batch_size: int = 32, max_length: int | None = None,
+                      show_progress: bool | None = None, show_progress_bar: bool | None = None,
+                      convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                      normalize_embeddings: bool = False, device: Any = None, **st_options: Any) -> Any:
+        """Embed documents (strings or ``{title, text}`` records) without thinking -> [N, H] float32.
+
+        One document (a string or a record) gives one vector [H]. The sentence-transformers keywords
+        work as there (BEIR's ``DenseRetrievalExactSearch`` passes them): ``show_progress_bar``,
+        ``convert_to_tensor`` (a tensor, on ``device`` if given), ``convert_to_numpy``,
+        ``normalize_embeddings`` (vectors are already L2-normalised when the model normalises).
+        """
+        _st_options(st_options, "encode_corpus")
+        single = isinstance(docs, (str, dict))
+        docs = [docs] if single else list(docs)
         if not docs:
             raise InputError("no documents given (empty list)")
         template = self.template
@@ -226,7 +277,11 @@ class O1Embedder:
                 seqs.append(template.document_ids(doc))
             except InputError as exc:
                 raise InputError(f"document {i}: {exc}") from None
-        return self.embed_ids(seqs, batch_size=batch_size, show_progress=show_progress, desc="documents")
+        show = show_progress if show_progress is not None else show_progress_bar
+        vectors = self.embed_ids(seqs, batch_size=batch_size, show_progress=show, desc="documents")
+        return _st_output(vectors, single=single, convert_to_numpy=convert_to_numpy,
+                          convert_to_tensor=convert_to_tensor, normalize_embeddings=normalize_embeddings,
+                          device=device)
 
     # -- thinking ------------------------------------------------------------------------------
     def _think_config(self, **overrides: Any) -> ThinkConfig:
@@ -284,7 +339,12 @@ class O1Embedder:
         cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
                                  max_new_tokens=max_new_tokens, seed=seed)
         ids, vectors = self._think(queries, cfg, embed=embed, batch_size=batch_size, show_progress=show_progress)
-        return Thoughts(ids=ids, texts=self._decode(ids), vectors=vectors)
+        return Thoughts(ids=ids, texts=self._decode(ids), vectors=vectors,
+                        pooled=None if vectors is None else self._pool(vectors))
+
+    def _pool(self, per_sample: np.ndarray) -> np.ndarray:
+        """[Q, n, H] sample vectors -> [Q, H] query vectors."""
+        return self._mean_of_normalised(per_sample) if self.settings.normalize else per_sample.mean(1)
 
     def _decode(self, thought_ids: list[list[list[int]]]) -> list[list[str]]:
         return [[self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in per_query]
@@ -331,42 +391,68 @@ class O1Embedder:
                   for t in ts] for ts in per_query]
         return out, texts
 
-    def encode_queries(self, queries: Sequence[str], *, think: bool = True,
+    def encode_queries(self, queries: str | Sequence[str], *, think: bool = True,
                        thoughts: Sequence[str | Sequence[str]] | None = None, n_thoughts: int | None = None,
                        temperature: float | None = None, top_p: float | None = None,
                        max_new_tokens: int | None = None, seed: int | None = None, batch_size: int = 16,
-                       return_thoughts: bool = False, show_progress: bool | None = None) -> Any:
-        """Embed queries -> [Q, H] float32 (and the thoughts [Q][n] with ``return_thoughts``).
+                       show_progress: bool | None = None, show_progress_bar: bool | None = None,
+                       convert_to_numpy: bool = True, convert_to_tensor: bool = False,
+                       normalize_embeddings: bool = False, device: Any = None, **st_options: Any) -> Any:
+        """Embed queries -> [Q, H] float32 (one query string -> one vector [H]).
 
         - ``think=True``: sample ``n_thoughts`` thoughts per query and embed each on the generation's
           own KV cache (no second pass); the vector is the re-normalised mean of the sample vectors.
+          To keep the thoughts too, call :meth:`think` (its ``pooled`` are these vectors).
         - ``think=False``: the no-thinking vector ``<query>q</query><thought><emb>``.
         - ``thoughts=[...]``: embed with given thoughts (one string, or a list of strings or of token-id
           lists, per query), e.g. thoughts written by another model or kept by :meth:`think`.
+
+        The sentence-transformers keywords work as in :meth:`encode_corpus`.
         """
-        queries = _check_queries(queries)
+        _st_options(st_options, "encode_queries")
+        single = isinstance(queries, str)
+        queries = _check_queries([queries] if single else queries)
+        show = show_progress if show_progress is not None else show_progress_bar
         if thoughts is not None:
-            vecs, texts = self._embed_given_thoughts(queries, thoughts, batch_size * 4, show_progress)
+            vecs, _ = self._embed_given_thoughts(queries, [thoughts] if single and isinstance(thoughts, str)
+                                                 else thoughts, batch_size * 4, show)
         elif not think:
             seqs = [self.template.query_ids(q, None)[0] for q in queries]
-            vecs = self.embed_ids(seqs, batch_size=batch_size * 4, show_progress=show_progress, desc="queries")
-            texts = [[] for _ in queries]
+            vecs = self.embed_ids(seqs, batch_size=batch_size * 4, show_progress=show, desc="queries")
         else:
             cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
                                      max_new_tokens=max_new_tokens, seed=seed)
-            ids, per_sample = self._think(queries, cfg, embed=True, batch_size=batch_size,
-                                          show_progress=show_progress)
+            _, per_sample = self._think(queries, cfg, embed=True, batch_size=batch_size, show_progress=show)
             assert per_sample is not None
-            vecs = self._mean_of_normalised(per_sample) if self.settings.normalize else per_sample.mean(1)
-            texts = self._decode(ids) if return_thoughts else []
-        return (vecs, texts) if return_thoughts else vecs
+            vecs = self._pool(per_sample)
+        return _st_output(vecs, single=single, convert_to_numpy=convert_to_numpy,
+                          convert_to_tensor=convert_to_tensor, normalize_embeddings=normalize_embeddings,
+                          device=device)
 
     # -- names the ecosystem expects -----------------------------------------------------------
-    def encode_query(self, queries: Sequence[str], **kwargs: Any) -> Any:
+    def encode(self, sentences: Doc | Sequence[Doc], prompt_name: str | None = None, *,
+               think: bool | None = None, batch_size: int = 32, **kwargs: Any) -> Any:
+        """sentence-transformers' ``encode``: documents by default, queries with ``prompt_name="query"``.
+
+        ``think`` (queries only) defaults to thinking, as :meth:`encode_queries`. Every keyword of
+        :meth:`encode_queries` / :meth:`encode_corpus` is accepted (``show_progress_bar``,
+        ``convert_to_tensor``, ``normalize_embeddings``, ``device``, ...). One input gives one vector.
+        """
+        kind = (prompt_name or "document").lower()
+        if kind in ("query", "queries"):
+            return self.encode_queries(sentences, think=True if think is None else think,  # type: ignore[arg-type]
+                                       batch_size=batch_size, **kwargs)
+        if kind in ("document", "documents", "passage", "corpus", "doc"):
+            if think:
+                raise InputError("encode: documents never think (think=True needs prompt_name='query')")
+            return self.encode_corpus(sentences, batch_size=batch_size, **kwargs)
+        raise InputError(f"encode: unknown prompt_name {prompt_name!r} (use 'query' or 'document')")
+
+    def encode_query(self, queries: str | Sequence[str], **kwargs: Any) -> Any:
         """Alias of :meth:`encode_queries` (sentence-transformers style)."""
         return self.encode_queries(queries, **kwargs)
 
-    def encode_document(self, docs: Sequence[Doc], **kwargs: Any) -> np.ndarray:
+    def encode_document(self, docs: Doc | Sequence[Doc], **kwargs: Any) -> Any:
         """Alias of :meth:`encode_corpus` (sentence-transformers style)."""
         return self.encode_corpus(docs, **kwargs)
 

@@ -29,6 +29,8 @@ class EmbeddingModel(Protocol):
 
     def encode_queries(self, queries: Sequence[str], **kwargs: Any) -> Any: ...
 
+    def think(self, queries: Sequence[str], **kwargs: Any) -> Any: ...
+
 
 class SearchIndex(Protocol):
     """What the server needs from an index: :class:`~o1embedder.retrieval.index.DenseIndex`."""
@@ -54,10 +56,9 @@ class Generation:
     seed: int | None = None
 
     def model_kwargs(self) -> dict[str, Any]:
-        if not self.think:
-            return {"think": False}
-        return {"think": True, "n_thoughts": self.n_thoughts, "temperature": self.temperature,
-                "top_p": self.top_p, "max_new_tokens": self.max_new_tokens, "seed": self.seed}
+        """The thinking settings, as :meth:`~o1embedder.model.O1Embedder.think` takes them."""
+        return {"n_thoughts": self.n_thoughts, "temperature": self.temperature, "top_p": self.top_p,
+                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
 
 
 @dataclass
@@ -131,11 +132,13 @@ class Engine:
         if key == DOCUMENTS:
             vectors = self.model.encode_corpus(texts, batch_size=size, show_progress=False)
             thoughts: list[list[str]] = [[] for _ in texts]
+        elif isinstance(key, Generation) and key.think:
+            found = self.model.think(texts, batch_size=size, show_progress=False, **key.model_kwargs())
+            vectors, thoughts = found.pooled, [list(t) for t in found.texts]
         else:
             assert isinstance(key, Generation)
-            vectors, thoughts = self.model.encode_queries(texts, batch_size=size, return_thoughts=True,
-                                                          show_progress=False, **key.model_kwargs())
-            thoughts = [list(t) for t in thoughts] if thoughts else [[] for _ in texts]
+            vectors = self.model.encode_queries(texts, batch_size=size, show_progress=False, think=False)
+            thoughts = [[] for _ in texts]
         vectors = np.asarray(vectors, dtype=np.float32)
         tokens = self._count_tokens(texts)
         return [Embedded(vectors[i], thoughts[i], tokens[i]) for i in range(len(texts))]
