@@ -64,3 +64,34 @@ def test_torchrun_two_ranks_match_one_process(tmp_path: Path) -> None:
                 # float64: absolute; float32: relative to the largest gradient entry (float32 noise)
                 assert worst < tol * (1.0 if dtype == torch.float64 else scale), (mode, dtype, rank, worst)
     assert (tmp_path / "run" / "final" / "o1embedder.json").is_file()
+
+
+def test_reductions_run_on_the_process_groups_device(monkeypatch) -> None:
+    """NCCL cannot reduce CPU tensors: the trainer's loss-part means (a CPU tensor) must move to the
+    rank's accelerator for the all-reduce and come back; gloo reduces them where they are."""
+    seen: list[torch.device] = []
+
+    class FakeDist:
+        class ReduceOp:
+            SUM = "sum"
+
+        def __init__(self, backend: str) -> None:
+            self.backend = backend
+
+        def get_backend(self) -> str:
+            return self.backend
+
+        def all_reduce(self, tensor: torch.Tensor, op: str) -> None:
+            seen.append(tensor.device)
+            tensor.mul_(2)                                   # as if two ranks held the same values
+
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "_accelerator", lambda: torch.device("meta"))
+    monkeypatch.setattr(distributed, "_dist", lambda: FakeDist("gloo"))
+    out = distributed.all_reduce_sum(torch.tensor([1.0, 2.0]))
+    assert seen == [torch.device("cpu")] and out.tolist() == [2.0, 4.0]
+    for backend, device in (("nccl", "meta"), ("xccl", "meta"), ("cpu:gloo,cuda:nccl", "cpu")):
+        monkeypatch.setattr(distributed, "_dist", lambda b=backend: FakeDist(b))
+        assert distributed.collective_device(torch.zeros(2)) == torch.device(device), backend
+    monkeypatch.setattr(distributed, "_dist", lambda: FakeDist("nccl"))
+    assert distributed.collective_device(torch.zeros(2, device="meta")) == torch.device("meta")

@@ -57,13 +57,37 @@ def barrier() -> None:
         _dist().barrier()
 
 
+def _accelerator() -> Any:
+    """This process's accelerator device (CUDA, or what ``torch.accelerator`` reports)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    accelerator = getattr(torch, "accelerator", None)
+    found = accelerator.current_accelerator() if accelerator is not None else None
+    return found if found is not None else torch.device("cpu")
+
+
+def collective_device(tensor: Any) -> Any:
+    """Where a collective on ``tensor`` must run: its own device, unless it is on the CPU and the
+    process group's backend cannot reduce CPU tensors (NCCL and the other accelerator backends)."""
+    backend = str(_dist().get_backend()).lower()
+    if tensor.device.type != "cpu" or "gloo" in backend or "mpi" in backend:
+        return tensor.device
+    return _accelerator()
+
+
 def all_reduce_sum(value: Any) -> Any:
-    """Sum of a tensor over ranks, without gradient (counts, normalisers). Returns a new tensor."""
+    """Sum of a tensor over ranks, without gradient (counts, normalisers). Returns a new tensor on
+    the input's device; the reduction itself runs on the process group's device."""
     import torch
 
     out = value.detach().clone() if isinstance(value, torch.Tensor) else torch.tensor(value)
     if is_distributed():
-        _dist().all_reduce(out, op=_dist().ReduceOp.SUM)
+        device = out.device
+        moved = out.to(collective_device(out))
+        _dist().all_reduce(moved, op=_dist().ReduceOp.SUM)
+        out = moved.to(device)
     return out
 
 
