@@ -135,6 +135,7 @@ BAD = [
     ("bad k values", None, "eval --k-values ten", "k values must be comma-separated integers"),
     ("ablation without O1", None, "eval --ablation", "ablation needs an O1 model"),
     ("bad shard spec", None, "index --shard 3/3", "--shard 3/3: need 0 <= i < n"),
+    ("--no-stem with a dense model", None, "eval --no-stem --model st:/x", "--no-stem applies to bm25 only"),
 ]
 
 

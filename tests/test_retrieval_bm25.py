@@ -91,3 +91,32 @@ def test_mining_with_a_short_range_warns(caplog: pytest.LogCaptureFixture) -> No
     assert all(len(r.neg) <= 3 for r in rows) and "fewer than 15 negatives" in caplog.text
     with pytest.raises(InputError):
         MiningConfig(rank_lo=5, rank_hi=2).validate()
+
+
+def test_stemming_is_the_default_and_nostem_turns_it_off(tmp_path: Path) -> None:
+    """"kitchens" finds the kitchen mat only through the stemmer; the spec and the manifest say which."""
+    import json
+
+    from o1embedder.committee.members import make_member
+    from o1embedder.retrieval import BM25Config
+
+    stemmed = build_index("bm25", DOCS, tmp_path / "stem")
+    plain = build_index("bm25:nostem", DOCS, tmp_path / "plain")
+    assert stemmed.search(["kitchens chasing"], k=4)[0].hits[0][1] > 0
+    assert {d for d, s in stemmed.search(["kitchens"], k=4)[0].hits if s > 0} == {"d"}
+    assert all(s == 0 for _, s in plain.search(["kitchens"], k=4)[0].hits)
+    assert load_index(tmp_path / "stem").manifest["model"] == "bm25"
+    assert load_index(tmp_path / "plain").manifest["model"] == "bm25:nostem"
+    assert all(s == 0 for _, s in load_index(tmp_path / "plain").search(["kitchens"], k=4)[0].hits)
+    # an index written before stemming was an option (no "stemmer" in its manifest) was built without it
+    manifest = json.loads((tmp_path / "plain" / "manifest.json").read_text())
+    del manifest["bm25"]["stemmer"]
+    (tmp_path / "plain" / "manifest.json").write_text(json.dumps(manifest))
+    assert load_index(tmp_path / "plain").config.stemmer == ""
+    assert bm25_scores("kitchens", list(DOCS.values()))[3] > 0
+    assert bm25_scores("kitchens", list(DOCS.values()), BM25Config(stemmer="")).tolist() == [0.0] * 4
+    assert make_member("bm25").config.stemmer == "english" and make_member("bm25:nostem").config.stemmer == ""
+    with pytest.raises(InputError, match="unknown bm25 option 'fast'"):
+        BM25Config.from_spec("fast")
+    with pytest.raises(InputError, match="unknown stemmer 'klingon'"):
+        bm25_scores("x", ["x y"], BM25Config(stemmer="klingon"))

@@ -22,6 +22,23 @@ def add_dtype_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help=DTYPE_HELP)
 
 
+def add_stem_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-stem", action="store_true",
+                   help="bm25 without stemming (BEIR's bm25s numbers); default: English Snowball stemming")
+
+
+def bm25_spec(spec: str, no_stem: bool) -> str:
+    """``spec`` with ``--no-stem`` applied (``bm25`` -> ``bm25:nostem``); refused for other models."""
+    from ..errors import InputError
+    from ..retrieval.encoders import parse_backend
+
+    if not no_stem:
+        return spec
+    if parse_backend(spec)[0] != "bm25":
+        raise InputError(f"--no-stem applies to bm25 only, not to {spec}")
+    return "bm25:nostem"
+
+
 def add_generation_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("thinking (defaults: the model's settings; reference 3 / 0.1 / 0.9 / 128)")
     g.add_argument("--n-thoughts", type=int, default=None, help="thoughts sampled per query")

@@ -10,12 +10,21 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_backend_options, add_think_options, cache_dir, generation_overrides, progress
+from ._common import (
+    add_backend_options,
+    add_stem_option,
+    add_think_options,
+    bm25_spec,
+    cache_dir,
+    generation_overrides,
+    progress,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate on a BEIR dataset", description=__doc__)
     p.add_argument("--model", required=True, help="O1 model folder/hub id, 'bm25' or 'st:PATH'")
+    add_stem_option(p)
     p.add_argument("--data", required=True, help="BEIR folder (corpus.jsonl, queries.jsonl, qrels/)")
     p.add_argument("--split", default="test", help="qrels split (default test)")
     p.add_argument("--out", default=None, help="report JSON path (siblings: .md, .trec, ...)")
@@ -37,6 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.model = bm25_spec(args.model, args.no_stem)
     from ..evaluation.beir import EvalConfig, evaluate_beir
     from ..evaluation.metrics import parse_k_values
     from ..evaluation.report import HEADLINE, write_outputs

@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_backend_options, progress
+from ._common import add_backend_options, add_stem_option, bm25_spec, progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("index", help="build a search index over a corpus", description=__doc__)
     p.add_argument("--model", required=True, help="O1 model folder/hub id, 'bm25' or 'st:PATH'")
+    add_stem_option(p)
     p.add_argument("--corpus", required=True, help="BEIR folder (its corpus.jsonl) or a corpus JSONL file")
     p.add_argument("--out", required=True, help="index folder to write (or resume)")
     p.add_argument("--factory", default="Flat",
@@ -31,6 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.model = bm25_spec(args.model, args.no_stem)
     from ..formats import read_corpus
     from ..retrieval.building import build_index
     from ..retrieval.shards import ShardSpec

@@ -6,7 +6,15 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_backend_options, add_think_options, cache_dir, generation_overrides, progress
+from ._common import (
+    add_backend_options,
+    add_stem_option,
+    add_think_options,
+    bm25_spec,
+    cache_dir,
+    generation_overrides,
+    progress,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="qrels split (default train)")
     p.add_argument("--out", required=True, help="training rows JSONL to write")
     p.add_argument("--retriever", default="bm25", help="'bm25' (default), 'st:PATH' or an O1 model")
+    add_stem_option(p)
     p.add_argument("--negatives", type=int, default=15, help="negatives per query (default 15)")
     p.add_argument("--ranks", default="10-100", help="rank range to sample from, 1-based inclusive (default 10-100)")
     p.add_argument("--mine-seed", type=int, default=0, help="sampling seed (default 0)")
@@ -29,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.retriever = bm25_spec(args.retriever, args.no_stem)
     from ..formats import load_beir, write_jsonl
     from ..retrieval.encoders import parse_backend
     from ..retrieval.mining import MiningConfig, mine_negatives, parse_ranks

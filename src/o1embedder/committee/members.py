@@ -88,10 +88,9 @@ class BM25Member:
         logger.info("bm25 member: statistics from %d documents", len(texts))
 
     def _tokens(self, texts: list[str]) -> list[list[str]]:
-        import bm25s
+        from ..retrieval.bm25 import _tokenize
 
-        return bm25s.tokenize(texts, stopwords=self.config.stopwords or None, return_ids=False,
-                              show_progress=False)
+        return _tokenize(texts, self.config, ids=False)           # the index's own tokenizer and stemmer
 
     def score(self, tasks: Sequence[Task], mode: str) -> list[np.ndarray]:
         if self._index is None:
@@ -245,7 +244,11 @@ def make_member(spec: str, weight: float = 1.0, *, device: Any = None, dtype: An
 
     kind, path = parse_backend(spec)
     if kind == "bm25":
-        return BM25Member(weight, bm25_config)
+        if bm25_config is None:
+            from ..retrieval.bm25 import BM25Config
+
+            bm25_config = BM25Config.from_spec(path)
+        return BM25Member(weight, bm25_config, name=bm25_config.spec)
     if kind == "st":
         return STMember(path, weight, device=device, batch_size=batch_size)
     return O1Member(path, weight, device=device, dtype=dtype, batch_size=batch_size)

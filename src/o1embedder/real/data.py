@@ -68,7 +68,7 @@ def _mine(config: RealConfig, dataset: str) -> list[TrainingRow]:
     train = load_beir(config.beir(dataset), "train")
     keep = _train_queries(config, dataset, train)
     subset = replace(train, queries={q: train.queries[q] for q in keep}, qrels={q: train.qrels[q] for q in keep})
-    retriever = corpus_retriever("bm25", train.corpus)
+    retriever = corpus_retriever(config.bm25, train.corpus)
     rows = mine_negatives(subset, retriever, MiningConfig(negatives=config.negatives, seed=config.seed))
     for row in rows:
         grades = train.qrels[row.id]

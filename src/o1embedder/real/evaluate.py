@@ -83,7 +83,7 @@ def index(config: RealConfig, dataset: str, name: str, spec: str, corpus: dict[s
     if stats.is_file():
         return load_index(folder)
     start = time.perf_counter()
-    dense = spec != "bm25"
+    dense = not spec.startswith("bm25")
     built = build_index(spec, corpus, folder, max_length=config.passage_tokens if dense and not
                         spec.startswith("st:") else None, batch_size=32, shard_size=2048)
     seconds = time.perf_counter() - start

@@ -84,7 +84,7 @@ def refine(config: RealConfig, expert: str, candidates_path: Path, minilm: str) 
     folder = config.root / expert
     out = folder / "train-all.jsonl"
     if not out.is_file():
-        members = [make_member("bm25"), STMember(minilm, encoder=STEncoder(minilm, max_length=config.committee_max_length))]
+        members = [make_member(config.bm25), STMember(minilm, encoder=STEncoder(minilm, max_length=config.committee_max_length))]
         run(candidates_path, folder / "train.jsonl", members, config=CommitteeConfig(policy=config.committee_policy))
         rows = read_training_rows(folder / "train.jsonl")
         failed = read_training_rows(folder / "no-candidates.jsonl") if (folder / "no-candidates.jsonl").stat().st_size else []

@@ -109,7 +109,7 @@ def _baselines(config: RealConfig, qs: data.QuerySet, minilm: str) -> list[evalu
     from ..retrieval import corpus_retriever
 
     results = []
-    for system, spec in (("bm25", "bm25"), ("minilm", f"st:{minilm}")):
+    for system, spec in (("bm25", config.bm25), ("minilm", f"st:{minilm}")):
         hit = evaluate.cached(config, qs, system, "-")
         if hit is None:
             evaluate.index(config, qs.dataset, system, spec, qs.corpus)

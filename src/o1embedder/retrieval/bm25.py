@@ -1,8 +1,10 @@
 """BM25 through ``bm25s``: an index over a corpus (saved/loaded with the index folder), and
 :func:`bm25_scores` for scoring one text against a small supplied collection (the committee).
 
-Defaults are the reference settings: k1 1.5, b 0.75, Lucene's idf variant (bm25s default),
-English stop words, lower-casing, no stemming; a document's text is title + " " + text.
+Defaults are BM25 as users know it (Anserini-like): k1 1.5, b 0.75, Lucene's idf variant (bm25s
+default), English stop words, lower-casing, the English Snowball stemmer (PyStemmer); a document's
+text is title + " " + text. ``stemmer=""`` (the spec ``bm25:nostem``, ``--no-stem``) reproduces
+BEIR's unstemmed bm25s numbers.
 """
 
 from __future__ import annotations
@@ -33,6 +35,22 @@ class BM25Config:
     """bm25s scoring variant (``lucene``, ``robertson``, ``atire``, ``bm25l``, ``bm25+``)."""
     stopwords: str = "en"
     """Stop-word list given to ``bm25s.tokenize`` (``en`` or ``""`` for none)."""
+    stemmer: str = "english"
+    """PyStemmer algorithm applied to every token (``""``: no stemming)."""
+
+    @classmethod
+    def from_spec(cls, option: str) -> BM25Config:
+        """The config of a backend spec's option: ``bm25`` -> stemmed, ``bm25:nostem`` -> not."""
+        if option in ("", "stem"):
+            return cls()
+        if option == "nostem":
+            return cls(stemmer="")
+        raise InputError(f"unknown bm25 option {option!r} (use 'bm25' or 'bm25:nostem')")
+
+    @property
+    def spec(self) -> str:
+        """The backend spec that builds this config (for manifests and messages)."""
+        return "bm25" if self.stemmer else "bm25:nostem"
 
     def fingerprint(self) -> str:
         import hashlib
@@ -40,10 +58,32 @@ class BM25Config:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
 
 
+_STEMMERS: dict[str, Any] = {}
+
+
+def _stemmer(name: str) -> Any:
+    """A PyStemmer ``stemWords`` function (one per algorithm per process), or ``None``."""
+    if not name:
+        return None
+    if name not in _STEMMERS:
+        try:
+            import Stemmer
+        except ImportError:
+            raise InputError("BM25 stemming needs PyStemmer: pip install 'o1embedder[eval]' "
+                             "(or use bm25:nostem / --no-stem)") from None
+        try:
+            _STEMMERS[name] = Stemmer.Stemmer(name).stemWords
+        except KeyError:
+            raise InputError(f"unknown stemmer {name!r} (PyStemmer algorithms: "
+                             f"{', '.join(Stemmer.algorithms())})") from None
+    return _STEMMERS[name]
+
+
 def _tokenize(texts: list[str], config: BM25Config, *, ids: bool = True) -> Any:
     import bm25s
 
-    return bm25s.tokenize(texts, stopwords=config.stopwords or None, return_ids=ids, show_progress=False)
+    return bm25s.tokenize(texts, stopwords=config.stopwords or None, stemmer=_stemmer(config.stemmer),
+                          return_ids=ids, show_progress=False)
 
 
 class BM25Index:

@@ -37,7 +37,7 @@ def model_reference(spec: str) -> str:
     """The spec with a local path made absolute, so the manifest finds the model from anywhere."""
     kind, path = parse_backend(spec)
     if kind == "bm25":
-        return "bm25"
+        return BM25Config.from_spec(path).spec
     resolved = str(Path(path).resolve()) if Path(path).exists() else path
     return f"st:{resolved}" if kind == "st" else resolved
 
@@ -51,12 +51,13 @@ def build_index(model: str, corpus: Corpus, out: str | Path, *, device: Any = No
     """
     if not corpus:
         raise InputError("empty corpus")
-    kind, _ = parse_backend(model)
+    kind, option = parse_backend(model)
     if kind == "bm25":
-        _refuse_existing(Path(out), "bm25", BM25Config().fingerprint(), corpus, None)
+        config = BM25Config.from_spec(option)
+        _refuse_existing(Path(out), "bm25", config.fingerprint(), corpus, None)
         from .index import build_bm25_index
 
-        return build_bm25_index(corpus, out, show_progress=options.get("show_progress"))
+        return build_bm25_index(corpus, out, config, show_progress=options.get("show_progress"))
     encoder = load_encoder(model, device=device, dtype=dtype, max_length=max_length, cache_dir=False) \
         if kind == "o1" else load_encoder(model, device=device, max_length=max_length)
     return build_dense_index(encoder, corpus, out, model_ref=model_reference(model), **options)
@@ -69,7 +70,8 @@ def _refuse_existing(out: Path, kind: str, fingerprint: str, corpus: Corpus, fac
             raise InputError("--out exists and is not a folder", path=out)
         return False
     m = read_manifest(out)
-    same = (m["kind"] == kind and m.get("fingerprint") == fingerprint
+    # a BM25 index is cheap: one over the same corpus is rebuilt whatever its settings were
+    same = (m["kind"] == kind and (kind == "bm25" or m.get("fingerprint") == fingerprint)
             and m.get("corpus_fingerprint") == corpus_fingerprint(corpus)
             and (factory is None or m.get("factory") == factory))
     if not same:

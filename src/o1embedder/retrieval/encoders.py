@@ -24,12 +24,13 @@ logger = get_logger(__name__)
 
 
 def parse_backend(spec: str) -> tuple[str, str]:
-    """``"bm25"`` -> ``("bm25", "")``; ``"st:PATH"`` -> ``("st", PATH)``; else ``("o1", PATH)``."""
+    """``"bm25"`` -> ``("bm25", "")``, ``"bm25:nostem"`` -> ``("bm25", "nostem")``;
+    ``"st:PATH"`` -> ``("st", PATH)``; else ``("o1", PATH)``."""
     if not isinstance(spec, str) or not spec.strip():
         raise InputError("empty model spec (expected an O1 model path, 'bm25' or 'st:PATH')")
     spec = spec.strip()
-    if spec.lower() == "bm25":
-        return "bm25", ""
+    if spec.lower() in ("bm25", "bm25:stem", "bm25:nostem"):
+        return "bm25", spec.lower()[5:]
     for prefix, kind in (("st:", "st"), ("o1:", "o1")):
         if spec.startswith(prefix):
             if not spec[len(prefix):]:

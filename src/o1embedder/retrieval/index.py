@@ -172,7 +172,8 @@ def load_index(directory: str | Path) -> DenseIndex | BM25Index:
         raise InputError(f"doc_ids.jsonl has {len(doc_ids)} ids, manifest says {manifest.get('count')}",
                          path=directory)
     if manifest["kind"] == "bm25":
-        index = BM25Index.load(directory / BM25_DIR, doc_ids, BM25Config(**manifest["bm25"]))
+        # indexes written before stemming was an option were built without it
+        index = BM25Index.load(directory / BM25_DIR, doc_ids, BM25Config(**{"stemmer": "", **manifest["bm25"]}))
         index.manifest = manifest                    # type: ignore[attr-defined]
         return index
     return DenseIndex(directory, manifest, doc_ids, _load_faiss(directory / FAISS_FILE, manifest))
@@ -212,7 +213,7 @@ def build_bm25_index(corpus: Corpus, out: str | Path, config: BM25Config | None 
     index = BM25Index.build(doc_ids, list(corpus.values()), config, show_progress=show_progress)
     out.mkdir(parents=True, exist_ok=True)
     index.save(out / BM25_DIR)
-    manifest = {**_base_manifest("bm25", "bm25", corpus), "fingerprint": config.fingerprint(),
+    manifest = {**_base_manifest("bm25", config.spec, corpus), "fingerprint": config.fingerprint(),
                 "bm25": config.__dict__, "doc_ids_sha256": _write_doc_ids(out, doc_ids)}
     write_json(out / MANIFEST_FILE, manifest)
     index.manifest = manifest                        # type: ignore[attr-defined]

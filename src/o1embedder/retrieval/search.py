@@ -80,7 +80,7 @@ def corpus_retriever(model: str, corpus: Corpus, *, index_dir: str | Path | None
     build_options.setdefault("shard", ShardSpec())          # one process, whatever the launcher says
     kind, _ = parse_backend(model)
     if kind == "bm25":
-        retriever: Any = build_index("bm25", corpus, index_dir, **build_options)
+        retriever: Any = build_index(model, corpus, index_dir, **build_options)
     else:
         encoder = load_encoder(model, device=device, dtype=dtype, think=think, think_options=think_options,
                                cache_dir=cache_dir, max_length=build_options.pop("max_length", None))
