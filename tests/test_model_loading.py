@@ -150,3 +150,28 @@ def test_broken_settings_file_is_a_clear_error(tiny_qwen_path, tmp_path):
     (folder / SETTINGS_FILE).write_text(json.dumps({"pooling": "emb_token", "colour": "blue"}))
     with pytest.raises(ModelError, match="unknown model settings"):
         O1Embedder.from_pretrained(folder)
+
+
+def test_settings_are_read_from_a_hub_repository(tiny_qwen_path, tmp_path):
+    """A hub id finds ``o1embedder.json`` as a folder does: here from a local hub cache, offline."""
+    import shutil
+    import subprocess
+    import sys
+
+    settings = json.loads((tiny_qwen_path / SETTINGS_FILE).read_text())
+    settings["think"]["n_thoughts"] = 5                      # not the default: proves the file was read
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--acme--o1-tiny"
+    snapshot = repo / "snapshots" / commit
+    shutil.copytree(tiny_qwen_path, snapshot)
+    (snapshot / SETTINGS_FILE).write_text(json.dumps(settings))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    code = ("from o1embedder.model import O1Embedder; "
+            "m = O1Embedder.from_pretrained('acme/o1-tiny', device='cpu', dtype='float32'); "
+            "print(m.settings.think.n_thoughts, len(m.tokenizer))")
+    env = {**__import__("os").environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split()[0] == "5"
+    assert "untrained" not in proc.stderr                   # special tokens found: no mean-initialised rows

@@ -144,11 +144,30 @@ def load_lm_and_tokenizer(path: str, *, device: Any, dtype: Any, trust_remote_co
     return load_causal_lm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code), tokenizer
 
 
-def read_settings(path: str) -> O1Settings | None:
-    file = Path(path).expanduser() / SETTINGS_FILE
-    if not file.parent.is_dir():
+def _hub_settings_file(repo_id: str) -> Path | None:
+    """``o1embedder.json`` of a hub repository (from the local cache when offline); ``None`` if the
+    repository has none or cannot be reached (the model load then reports what is wrong)."""
+    try:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    except ImportError:                                   # transformers brings huggingface_hub
         return None
-    if not file.is_file():
+    try:
+        return Path(hf_hub_download(repo_id, SETTINGS_FILE))
+    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError):
+        return None
+
+
+def read_settings(path: str) -> O1Settings | None:
+    """The ``o1embedder.json`` of a model folder or hub repository, if it has one."""
+    local = Path(path).expanduser()
+    if local.exists():
+        file: Path | None = local / SETTINGS_FILE if local.is_dir() else None
+    elif path.count("/") == 1 and not path.startswith((".", "/", "~")):
+        file = _hub_settings_file(path)
+    else:
+        file = None
+    if file is None or not file.is_file():
         return None
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
