@@ -105,6 +105,21 @@ def _st_output(vectors: np.ndarray, *, single: bool, convert_to_numpy: bool, con
     return vectors[0] if single else vectors
 
 
+def state_fingerprint(state: Any, header: str) -> str:
+    """The one weights hash of the library (O1 models, sentence-transformers encoders): ``header``
+    (config-like text) and the first 64 values of every tensor of ``state`` (a ``state_dict``),
+    taken at bfloat16 precision so the same checkpoint loaded in float32 or bfloat16, on any device,
+    hashes the same. Cheap, yet two differently trained models differ."""
+    h = hashlib.sha256(header.encode())
+    for name, param in state.items():
+        sample = param.detach().reshape(-1)[:64]
+        if sample.is_floating_point():
+            sample = sample.to(torch.bfloat16).float()
+        h.update(name.encode())
+        h.update(sample.cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 class O1Embedder:
     """One causal LM that thinks about a query, then embeds query + thought (documents never think).
 
@@ -214,13 +229,7 @@ class O1Embedder:
         h.update(json.dumps(config, sort_keys=True, default=str).encode())
         h.update(json.dumps(self.settings.template.to_dict(), sort_keys=True).encode())
         h.update(f"{len(self.tokenizer)}|{self.settings.pooling}|{self.settings.normalize}".encode())
-        for name, param in self.model.state_dict().items():
-            sample = param.detach().reshape(-1)[:64]
-            if sample.is_floating_point():
-                sample = sample.to(torch.bfloat16).float()
-            h.update(name.encode())
-            h.update(sample.cpu().numpy().tobytes())
-        return h.hexdigest()[:16]
+        return state_fingerprint(self.model.state_dict(), h.hexdigest())
 
     # -- embedding -----------------------------------------------------------------------------
     def _decoder(self) -> Any:

@@ -7,7 +7,6 @@ batches (:meth:`encode_queries`, :meth:`encode_documents`), which the committee 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import Any
@@ -39,15 +38,6 @@ def parse_backend(spec: str) -> tuple[str, str]:
     return "o1", spec
 
 
-def _weights_hash(module: Any, extra: str) -> str:
-    """Config-ish text plus a sample of every weight tensor (cheap, yet changes when weights do)."""
-    h = hashlib.sha256(extra.encode())
-    for name, param in module.state_dict().items():
-        h.update(name.encode())
-        h.update(np.round(param.detach().reshape(-1)[:64].float().cpu().numpy(), 5).tobytes())
-    return h.hexdigest()[:16]
-
-
 class STEncoder:
     """A sentence-transformers model, normalised vectors (inner product = cosine).
 
@@ -73,7 +63,10 @@ class STEncoder:
 
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._fingerprint = _weights_hash(self.model, f"{self.model}|{self.model.max_seq_length}|norm")
+            from ..model.embedder import state_fingerprint
+
+            self._fingerprint = state_fingerprint(self.model.state_dict(),
+                                                  f"{self.model}|{self.model.max_seq_length}|norm")
         return self._fingerprint
 
     def describe(self) -> dict[str, Any]:
@@ -170,53 +163,36 @@ class O1Encoder:
 
     def _think_and_embed(self, queries: list[str], batch_size: int,
                          show_progress: bool | None) -> QueryEncoding:
-        """Cached queries: embed from the cached thought ids; the rest: think (one pass) and cache."""
+        """Cached queries: embed from the cached thought ids; the rest: think (one pass) and cache.
+
+        Pooling is the model's own: ``think().pooled`` and ``encode_queries(thoughts=ids)``.
+        """
         cache = self.cache()
         unique = list(dict.fromkeys(queries))
         found = {q: e for q in unique if cache is not None and (e := cache.get(q)) is not None}
         todo = [q for q in unique if q not in found]
-        per_sample: dict[str, np.ndarray] = {}
+        vector: dict[str, np.ndarray] = {}
         if todo:
             # ``think`` keeps the generated token ids, which the cache stores (re-tokenising the
-            # decoded text may differ slightly), and each sample's one-pass vector.
+            # decoded text may differ slightly), and the one-pass query vectors.
             cfg = self.think_config
             result = self.model.think(todo, n_thoughts=cfg.n_thoughts, temperature=cfg.temperature,
                                       top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
                                       batch_size=batch_size, show_progress=show_progress)
-            ids, vectors, texts = result.ids, result.vectors, result.texts
             for i, q in enumerate(todo):
-                per_sample[q] = vectors[i]
-                found[q] = (texts[i], ids[i])
+                vector[q] = result.pooled[i]
+                found[q] = (result.texts[i], result.ids[i])
             if cache is not None:
                 cache.put([(q, found[q][0], found[q][1]) for q in todo])
-        cached = [q for q in unique if q not in per_sample]
+        cached = [q for q in unique if q not in vector]
         if cached:
-            per_sample.update(self._embed_thought_ids(cached, [found[q][1] for q in cached], batch_size))
+            vecs = self.model.encode_queries(cached, thoughts=[found[q][1] for q in cached], batch_size=batch_size,
+                                             show_progress=False)
+            vector.update(zip(cached, vecs))
         self.last_stats = {"generated": len(todo), "cached": len(cached)}
         logger.debug("thoughts: %d generated, %d from cache", len(todo), len(cached))
-        vecs = np.stack([self._pool(per_sample[q]) for q in queries])
+        vecs = np.stack([vector[q] for q in queries])
         return QueryEncoding(vecs.astype(np.float32), [list(found[q][0]) for q in queries])
-
-    def _embed_thought_ids(self, queries: list[str], ids: list[list[list[int]]],
-                           batch_size: int) -> dict[str, np.ndarray]:
-        """Per-sample vectors [n, H] from given thought ids (equals the one-pass vectors)."""
-        seqs, owner = [], []
-        for q, samples in zip(queries, ids, strict=True):
-            for t in samples:
-                seqs.append(self.model.template.query_ids(q, t)[0])
-                owner.append(q)
-        flat = self.model.embed_ids(seqs, batch_size=batch_size * 4, desc="queries (cached thoughts)")
-        out: dict[str, list[np.ndarray]] = {q: [] for q in queries}
-        for q, v in zip(owner, flat, strict=True):
-            out[q].append(v)
-        return {q: np.stack(v) for q, v in out.items()}
-
-    def _pool(self, samples: np.ndarray) -> np.ndarray:
-        """[n, H] sample vectors -> [H]: their mean, re-normalised when the model normalises."""
-        mean = samples.mean(axis=0)
-        if self.normalized:
-            mean = mean / max(float(np.linalg.norm(mean)), 1e-12)
-        return mean
 
 
 def load_encoder(spec: str, *, device: Any = None, dtype: Any = None, max_length: int | None = None,
