@@ -46,3 +46,19 @@ def test_train_command_bad_input_exits_2(tiny_qwen_path: Path, tmp_path: Path, c
     err = capsys.readouterr().err.strip()
     assert needle in err.splitlines()[-1] and err.splitlines()[-1].startswith("o1emb train: error:")
     assert "Traceback" not in err
+
+
+def test_training_shows_a_bar_with_the_loss_not_dictionaries(tiny_qwen_path: Path, tmp_path: Path, capsys) -> None:
+    data = write_rows(tmp_path / "rows.jsonl", simple_rows(6, 3))
+    out = tmp_path / "out"
+    code = main(["train", "--model", str(tiny_qwen_path), "--data", str(data), "--out", str(out), "--full",
+                 "--group-size", "2", "--max_steps", "3", "--per_device_train_batch_size", "2",
+                 "--logging_steps", "1", "--save_strategy", "steps", "--save_steps", "3", "--report_to", "none"])
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "contrastive=" in err and "lr=" in err and "3/3" in err          # the bar, with the loss parts
+    assert "{'loss'" not in err and "'contrastive':" not in err              # no raw dictionaries
+    history = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())["log_history"]
+    logged = [h for h in history if "contrastive" in h]
+    assert [h["step"] for h in logged] == [1, 2, 3]                           # every number kept
+    assert all({"loss", "contrastive", "thought_lm", "learning_rate"} <= set(h) for h in logged)

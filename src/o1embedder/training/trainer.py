@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 from transformers import Trainer, TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 from .. import distributed
 from ..formats import atomic_write
@@ -59,6 +60,28 @@ class O1Trainer(Trainer):
             logs.update({n: round(float(v), 6) for n, v in zip(names, means, strict=True)})
             self._part_sums, self._part_steps = {}, 0
         super().log(logs, start_time)
+
+
+class LossBar(ProgressCallback):
+    """The training bar (steps, rate, ETA) with the latest loss parts and learning rate as its
+    postfix, instead of a raw dictionary printed per log step. Every number stays in
+    ``trainer.state.log_history`` (and ``trainer_state.json`` in each checkpoint); the run's final
+    summary (runtime, samples/s) goes to the log."""
+
+    SHOWN = ("loss", "contrastive", "thought_lm", "distill", "learning_rate", "grad_norm")
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        shown = {("lr" if k == "learning_rate" else k): (f"{v:.2e}" if k == "learning_rate" else f"{v:.4g}")
+                 for k in self.SHOWN if isinstance(v := logs.get(k), (int, float))}
+        if shown and self.training_bar is not None:
+            self.training_bar.set_postfix(shown, refresh=True)
+        elif "train_runtime" in logs:
+            from ..log import get_logger
+
+            get_logger(__name__).info("training: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float)
+                                                                 else f"{k} {v}" for k, v in logs.items()))
 
 
 class LossHistory(TrainerCallback):
