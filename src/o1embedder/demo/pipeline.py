@@ -154,6 +154,8 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
         model=str(out / "base"), data=str(data), out=str(out / "training"),
         data_cfg=DataConfig(group_size=config.group_size, seed=config.seed),
         loss=LossConfig(temperature=config.temperature, lam=config.lam), adapter=AdapterConfig(mode="full"),
+        # float32 everywhere: the demo's figures (docs/demo.md) must not depend on whether a CPU has bf16
+        mixed_precision="no",
         training_args={"learning_rate": config.learning_rate, "num_train_epochs": config.epochs,
                        "per_device_train_batch_size": config.batch_size,
                        "logging_steps": max(1, min(5, int(steps // 2))),
@@ -161,7 +163,7 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
                        "use_cpu": True, "dataloader_pin_memory": False})
     logging.getLogger("transformers").setLevel(logging.ERROR)
     final = Path(run(train_config, callbacks=[losses]))
-    model = O1Embedder.from_pretrained(final, device="cpu", think=think)
+    model = O1Embedder.from_pretrained(final, device="cpu", dtype="float32", think=think)
     model.save_pretrained(out / "model")          # the trained model with the demo's think settings
     if not losses.history:
         raise InputError(f"training ran too few steps to log its losses (~{steps:.0f}); raise --epochs")
@@ -179,7 +181,7 @@ def index(model: Path, out: Path) -> Path:
     from ..retrieval import build_index
 
     corpus = read_beir_corpus(out / "world" / "corpus.jsonl")
-    build_index(str(model), corpus, out / "index", show_progress=False)
+    build_index(str(model), corpus, out / "index", device="cpu", dtype="float32", show_progress=False)
     # keep the texts beside the vectors so `o1emb serve --index` can show titles and snippets
     write_jsonl(out / "index" / "corpus.jsonl", ({"_id": d, **r} for d, r in corpus.items()))
     return out / "index"
@@ -191,7 +193,8 @@ def evaluate(model: Path, out: Path) -> tuple[list[dict[str, Any]], dict[str, An
     bm25, _, _ = evaluate_beir("bm25", out / "world", EvalConfig(split="test"), show_progress=False)
     o1, runs, comparison = evaluate_beir(str(model), out / "world",
                                          EvalConfig(split="test", ablation=True, index_dir=str(out / "index"),
-                                                    cache_dir=False), show_progress=False)
+                                                    cache_dir=False, device="cpu", dtype="float32"),
+                                         show_progress=False)
     no_think = o1["ablation"]["no_think"]["metrics"]
     results = [_row("bm25", bm25["metrics"]), _row("o1-no-think", no_think), _row("o1-think", o1["metrics"])]
     write_json(out / "eval-o1.json", o1)
