@@ -28,6 +28,7 @@ ALLOWED: dict[str, set[str]] = {
     "committee": {"retrieval", "formats", "journal"},
     "evaluation": {"retrieval", "formats"},
     "serving": {"model", "retrieval", "formats"},
+    "integrations": {"model"},
     "toy": {"formats"},
     "world": {"formats", "synthesis"},
     "demo": {"*"},
