@@ -70,3 +70,19 @@ def test_validation_mode_evaluates_on_training_works_only(tmp_path):
     trained = {json.loads(line)["id"] for line in (tmp_path / "train.jsonl").read_text().splitlines()}
     assert trained.isdisjoint(evaluated | test_ids)
     assert "validation queries" in (tmp_path / "report.md").read_text()
+
+
+# The figures of docs/demo.md for seed 0 (float32 everywhere, so they do not depend on the CPU's bf16),
+# from a fresh run with the versions of constraints.txt; the tolerance absorbs summation order across CPUs.
+DEMO_SEED0 = {"bm25": 0.0796, "o1-no-think": 0.6574, "o1-think": 0.7775}
+
+
+@pytest.mark.slow
+def test_the_full_demo_reproduces_its_documented_figures(tmp_path):
+    """The demo's headline: thinking beats no-thinking by >= 0.05 nDCG@10, at the documented figures."""
+    report = run_demo(DemoConfig(out=str(tmp_path / "demo"), seed=0))
+    ndcg = {r["system"]: r["ndcg@10"] for r in report["results"]}
+    print(ndcg)
+    assert ndcg["o1-think"] - ndcg["o1-no-think"] >= 0.05
+    for system, expected in DEMO_SEED0.items():
+        assert ndcg[system] == pytest.approx(expected, abs=0.01), system

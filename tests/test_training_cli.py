@@ -62,3 +62,15 @@ def test_training_shows_a_bar_with_the_loss_not_dictionaries(tiny_qwen_path: Pat
     logged = [h for h in history if "contrastive" in h]
     assert [h["step"] for h in logged] == [1, 2, 3]                           # every number kept
     assert all({"loss", "contrastive", "thought_lm", "learning_rate"} <= set(h) for h in logged)
+
+
+def test_without_the_bar_training_logs_compact_lines(tiny_qwen_path: Path, tmp_path: Path, capsys) -> None:
+    data = write_rows(tmp_path / "rows.jsonl", simple_rows(6, 3))
+    code = main(["train", "--model", str(tiny_qwen_path), "--data", str(data), "--out", str(tmp_path / "out"),
+                 "--full", "--group-size", "2", "--max_steps", "2", "--per_device_train_batch_size", "2",
+                 "--logging_steps", "1", "--save_strategy", "no", "--report_to", "none", "--disable_tqdm", "true"])
+    captured = capsys.readouterr()
+    both = captured.out + captured.err
+    assert code == 0
+    assert "step 1/2: loss" in both and "step 2/2: loss" in both and "contrastive" in both
+    assert "{'loss'" not in both and "'contrastive':" not in both

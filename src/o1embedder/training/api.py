@@ -14,7 +14,7 @@ from .adapters import export_merged, prepare_model
 from .config import TrainConfig
 from .data import JointCollator, TrainingSet, load_rows
 from .forward import JointModel
-from .trainer import LossBar, O1Trainer, SaveConfigCallback, save_config
+from .trainer import LossBar, LossLines, O1Trainer, SaveConfigCallback, save_config
 
 logger = get_logger(__name__)
 
@@ -101,7 +101,7 @@ def training_arguments(config: TrainConfig) -> Any:
 def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
     """Train per ``config``; return the merged O1 model folder (``OUT/final``), or ``OUT`` without export."""
     from transformers import set_seed
-    from transformers.trainer_callback import ProgressCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     args = training_arguments(config)
     set_seed(args.seed)                      # LoRA's random init must be the same on every rank / resume
@@ -115,6 +115,8 @@ def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
                         callbacks=[SaveConfigCallback(config, parts.tokenizer), *(callbacks or [])])
     if trainer.pop_callback(ProgressCallback) is not None:       # the bar shows the loss parts instead
         trainer.add_callback(LossBar())
+    if trainer.pop_callback(PrinterCallback) is not None:        # no bar: compact log lines, not dicts
+        trainer.add_callback(LossLines())
     trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
     distributed.barrier()
     if not config.export_merged:

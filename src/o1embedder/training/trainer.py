@@ -84,6 +84,25 @@ class LossBar(ProgressCallback):
                                                                  else f"{k} {v}" for k, v in logs.items()))
 
 
+class LossLines(TrainerCallback):
+    """With the bar disabled (``disable_tqdm``, e.g. in batch logs): one compact log line per log step
+    (``step 10/50: loss 0.54, contrastive 1.08, thought_lm 0.0065, lr 1.1e-04``) instead of the
+    Trainer's printed dictionary."""
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not logs:
+            return
+        from ..log import get_logger
+
+        shown = [f"{'lr' if k == 'learning_rate' else k} {v:.2e}" if k == "learning_rate" else f"{k} {v:.4g}"
+                 for k in LossBar.SHOWN if isinstance(v := logs.get(k), (int, float))]
+        if shown:
+            get_logger(__name__).info("step %d/%d: %s", state.global_step, state.max_steps, ", ".join(shown))
+        elif "train_runtime" in logs:
+            get_logger(__name__).info("training: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float)
+                                                                 else f"{k} {v}" for k, v in logs.items()))
+
+
 class LossHistory(TrainerCallback):
     """Keeps every logged training record that carries the loss parts (step, parts, learning rate)."""
 
