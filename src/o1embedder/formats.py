@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import json
 import os
 import tempfile
@@ -27,17 +26,6 @@ SPECIAL_TOKENS = ("<query>", "</query>", "<thought>", "<emb>")
 # ---------------------------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------------------------
-
-def open_text(path: str | os.PathLike[str], mode: str = "r") -> IO[str]:
-    """Open a text file, transparently gunzipping ``*.gz``; a missing file is an :class:`InputError`."""
-    path = Path(path)
-    if "r" in mode and not path.is_file():
-        raise InputError("file not found" if not path.exists() else "not a file", path=path)
-    encoding = "utf-8-sig" if "r" in mode else "utf-8"           # reading: a byte-order mark is dropped
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode.replace("t", "") + "b"), encoding=encoding)
-    return open(path, mode, encoding=encoding)
-
 
 def read_text(path: str | os.PathLike[str]) -> str:
     """A whole UTF-8 text file (see :func:`iter_lines`: byte-order mark dropped, bad bytes -> file:line)."""

@@ -62,26 +62,38 @@ class O1Trainer(Trainer):
         super().log(logs, start_time)
 
 
+SHOWN = ("loss", "contrastive", "thought_lm", "distill", "learning_rate", "grad_norm")
+"""The logged numbers the bar and the log lines show (every number stays in the log history)."""
+
+
+def _shown(logs: dict[str, Any]) -> dict[str, str]:
+    """The shown numbers of one log record, formatted (``learning_rate`` as ``lr``)."""
+    return {("lr" if k == "learning_rate" else k): (f"{v:.2e}" if k == "learning_rate" else f"{v:.4g}")
+            for k in SHOWN if isinstance(v := logs.get(k), (int, float))}
+
+
+def _log_summary(logs: dict[str, Any]) -> None:
+    """The run's final record (runtime, samples/s, mean loss) as one log line."""
+    from ..log import get_logger
+
+    get_logger(__name__).info("training: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                                        for k, v in logs.items()))
+
+
 class LossBar(ProgressCallback):
     """The training bar (steps, rate, ETA) with the latest loss parts and learning rate as its
     postfix, instead of a raw dictionary printed per log step. Every number stays in
     ``trainer.state.log_history`` (and ``trainer_state.json`` in each checkpoint); the run's final
     summary (runtime, samples/s) goes to the log."""
 
-    SHOWN = ("loss", "contrastive", "thought_lm", "distill", "learning_rate", "grad_norm")
-
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        shown = {("lr" if k == "learning_rate" else k): (f"{v:.2e}" if k == "learning_rate" else f"{v:.4g}")
-                 for k in self.SHOWN if isinstance(v := logs.get(k), (int, float))}
+        shown = _shown(logs)
         if shown and self.training_bar is not None:
             self.training_bar.set_postfix(shown, refresh=True)
         elif "train_runtime" in logs:
-            from ..log import get_logger
-
-            get_logger(__name__).info("training: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float)
-                                                                 else f"{k} {v}" for k, v in logs.items()))
+            _log_summary(logs)
 
 
 class LossLines(TrainerCallback):
@@ -92,15 +104,14 @@ class LossLines(TrainerCallback):
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if not state.is_world_process_zero or not logs:
             return
-        from ..log import get_logger
-
-        shown = [f"{'lr' if k == 'learning_rate' else k} {v:.2e}" if k == "learning_rate" else f"{k} {v:.4g}"
-                 for k in LossBar.SHOWN if isinstance(v := logs.get(k), (int, float))]
+        shown = _shown(logs)
         if shown:
-            get_logger(__name__).info("step %d/%d: %s", state.global_step, state.max_steps, ", ".join(shown))
+            from ..log import get_logger
+
+            get_logger(__name__).info("step %d/%d: %s", state.global_step, state.max_steps,
+                                      ", ".join(f"{k} {v}" for k, v in shown.items()))
         elif "train_runtime" in logs:
-            get_logger(__name__).info("training: %s", ", ".join(f"{k} {v:.4g}" if isinstance(v, float)
-                                                                 else f"{k} {v}" for k, v in logs.items()))
+            _log_summary(logs)
 
 
 class LossHistory(TrainerCallback):
