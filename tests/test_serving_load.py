@@ -1,6 +1,9 @@
 """Acceptance 4 (slow): 16 concurrent clients for 30 s against ``o1emb serve`` on loopback - a mix of
 documents, plain queries and thinking queries - with zero errors, batches actually formed, and no
-memory growth. The throughput comparison with one-request-at-a-time serving is
+memory growth. The query cache is kept small (128) so that it fills during the warm-up and its bound is
+exercised: after that, any growth is retention by the server. The server runs in float32: in bf16 on CPU,
+oneDNN keeps a kernel per new matrix shape (generation adds shapes step by step), which is the library's
+memory, not ours; the bf16 figures are in docs/serving.md. The throughput comparison with one-request-at-a-time serving is
 ``benchmarks/bench_serving.py`` (it records the ratio)."""
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 def test_sixteen_clients_for_thirty_seconds(tmp_path: Path) -> None:
     model = build_bench_model(tmp_path / "model")
-    server = Server(model, "--threads", "1", log=tmp_path / "server.log")
+    server = Server(model, "--threads", "1", "--dtype", "float32", "--query-cache", "128",
+                    log=tmp_path / "server.log")
     try:
         server.wait()
         run_load(server.url, server.proc.pid, "mixed", clients=16, duration=5)          # warm-up

@@ -141,7 +141,9 @@ class Engine:
             thoughts = [[] for _ in texts]
         vectors = np.asarray(vectors, dtype=np.float32)
         tokens = self._count_tokens(texts)
-        return [Embedded(vectors[i], thoughts[i], tokens[i]) for i in range(len(texts))]
+        # each answer owns its row: a view would keep the whole batch alive for as long as the query
+        # cache holds any one of its answers
+        return [Embedded(vectors[i].copy(), thoughts[i], tokens[i]) for i in range(len(texts))]
 
     # -- asyncio side ---------------------------------------------------------------------------
     def reproducible(self, generation: Generation) -> bool:
