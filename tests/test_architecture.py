@@ -29,6 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"retrieval", "formats"},
     "serving": {"model", "retrieval", "formats"},
     "integrations": {"model"},
+    "rl": {"model", "losses", "training", "distributed", "formats", "templates", "checkpoints"},
     "toy": {"formats"},
     "world": {"formats", "synthesis"},
     "demo": {"*"},

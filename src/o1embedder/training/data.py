@@ -43,8 +43,12 @@ def _check_row(row: TrainingRow, template: Template, cfg: DataConfig, need_score
 
 
 def load_rows(path: str | os.PathLike[str], template: Template, cfg: DataConfig, *,
-              need_scores: bool = False) -> list[TrainingRow]:
-    """Read and validate training rows; every problem is an :class:`InputError` with file:line."""
+              need_scores: bool = False, warn_no_thought: bool = True) -> list[TrainingRow]:
+    """Read and validate training rows; every problem is an :class:`InputError` with file:line.
+
+    ``warn_no_thought``: log how many rows lack a thought (they train without thinking); RL, which
+    writes its own thoughts, turns it off.
+    """
     rows: list[TrainingRow] = []
     for line_no, obj in iter_jsonl(path):
         where = {"path": path, "line": line_no}
@@ -57,7 +61,7 @@ def load_rows(path: str | os.PathLike[str], template: Template, cfg: DataConfig,
     if short:
         logger.info("%d rows have fewer than %d negatives: sampled with replacement", short, cfg.group_size - 1)
     no_thought = sum(not (r.thought or "").strip() for r in rows)
-    if no_thought:
+    if no_thought and warn_no_thought:
         logger.warning("%d of %d rows have no thought: trained without thinking (no LM tokens)",
                        no_thought, len(rows))
     return rows
