@@ -185,7 +185,29 @@ def load_gguf(path: str | os.PathLike[str], *, dtype: Any) -> tuple[Any, Any]:
         raise ModelError(f"{path}: could not load the GGUF model: {exc}") from None
     except (OSError, KeyError, RuntimeError) as exc:
         raise ModelError(f"{path}: could not load the GGUF model: {type(exc).__name__}: {exc}") from None
+    _special_tokens_as_in_gguf(tokenizer, path)
     return _drop_quantizer(model), tokenizer
+
+
+def _special_tokens_as_in_gguf(tokenizer: Any, path: Path) -> None:
+    """Set BOS / EOS / pad to the ids the GGUF's ``tokenizer.ggml.*_token_id`` fields name.
+
+    transformers before 5 took SmolLM2's EOS to be ``<|im_start|>`` (the file says id 2,
+    ``<|im_end|>``): thoughts would then stop at the wrong token. The file is the authority.
+    """
+    from gguf import GGUFReader
+
+    fields = GGUFReader(str(path)).fields
+    vocab_size = len(tokenizer)
+    for role in ("bos", "eos", "pad"):
+        found = fields.get(f"tokenizer.ggml.{'padding' if role == 'pad' else role}_token_id")
+        if found is None:
+            continue
+        token_id = int(found.parts[found.data[0]][0])
+        if 0 <= token_id < vocab_size and getattr(tokenizer, f"{role}_token_id") != token_id:
+            token = tokenizer.convert_ids_to_tokens(token_id)
+            logger.info("GGUF %s token: %s (id %d)", role, token, token_id)
+            setattr(tokenizer, f"{role}_token", token)
 
 
 # -- conversion -----------------------------------------------------------------------------------

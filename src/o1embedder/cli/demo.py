@@ -15,6 +15,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--validation", action="store_true",
                    help="evaluate on validation queries carved from the training works, not the test split "
                         "(for choosing settings; see docs/demo.md)")
+    p.add_argument("--rl", action="store_true",
+                   help="add an RL stage after training (GRPO on thoughts, docs/rl.md) and report its model too")
     p.set_defaults(func=run)
 
 
@@ -22,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from ..demo import DemoConfig, run_demo
     from ..demo.report import table
 
-    config = DemoConfig(out=args.out, seed=args.seed, validation=args.validation)
+    config = DemoConfig(out=args.out, seed=args.seed, validation=args.validation, rl=args.rl)
     if args.small:
         config.n_people, config.works_per_person, config.n_cities, config.epochs = 8, 3, 4, 4.0
     if args.epochs is not None:
@@ -31,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(table(report))
     print(f"\ncommittee accuracy: {100 * report['committee_accuracy']:.1f}%")
+    if "thoughts_exactly_right" in report:
+        right = report["thoughts_exactly_right"]
+        print(f"thoughts exactly right on {report['thoughts_total']} held-out queries: after training "
+              f"{right['sft']}, after RL {right['rl']}")
     for ex in report["examples"]:
         print(f"\nquery:   {ex['query']}\nthought: {' / '.join(ex['thoughts'])}")
         for d in ex["top"]:

@@ -53,6 +53,17 @@ class DemoConfig:
     """0: greedy. Sampling is seeded per (seed, query, sample), so the demo stays deterministic either way."""
     max_new_tokens: int = 24
     examples: int = 3
+    rl: bool = False
+    """Add an RL stage after training (GRPO on thoughts with a retrieval reward, docs/rl.md) and
+    evaluate the RL model beside the trained one."""
+    rl_steps: int = 60
+    rl_rows_per_step: int = 16
+    rl_samples: int = 4
+    rl_rollout_temperature: float = 1.0
+    rl_learning_rate: float = 1e-4
+    rl_kl_coef: float = 0.04
+    rl_contrastive_weight: float = 1.0
+    rl_reward: str = "logprob"
     validation: bool = False
     """Evaluate on a validation split carved from the training works instead of the test split (see
     :meth:`~o1embedder.world.World.hold_out_validation`): how the demo's settings were chosen."""
@@ -178,29 +189,67 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
     return out / "model", summary
 
 
-def index(model: Path, out: Path) -> Path:
+def reinforce(config: DemoConfig, data: Path, model: Path, out: Path) -> tuple[Path, dict[str, Any]]:
+    """GRPO on thoughts from the trained model, on the same training rows (docs/rl.md)."""
+    from ..rl.config import RLConfig
+    from ..rl.loop import read_log, rl
+    from ..training import AdapterConfig
+
+    rl_config = RLConfig(model=str(model), data=str(data), out=str(out / "rl"), steps=config.rl_steps,
+                         rows_per_step=config.rl_rows_per_step, samples=config.rl_samples,
+                         group_size=config.group_size, rollout_temperature=config.rl_rollout_temperature,
+                         max_new_tokens=config.max_new_tokens, reward=config.rl_reward,
+                         temperature=config.temperature, kl_coef=config.rl_kl_coef,
+                         contrastive_weight=config.rl_contrastive_weight, learning_rate=config.rl_learning_rate,
+                         mixed_precision="no", save_steps=0, seed=config.seed,
+                         adapter=AdapterConfig(mode="full", dropout=0.0))
+    final = Path(rl(rl_config, show_progress=False))
+    log = read_log(out / "rl" / "rl_log.jsonl")
+    keys = ("reward_mean", "kl", "thought_tokens", "zero_variance", "contrastive")
+    summary = {"steps": len(log), "first": {k: log[0][k] for k in keys}, "last": {k: log[-1][k] for k in keys},
+               "history": log}
+    logger.info("   reward %.3f -> %.3f, KL %.4f, zero-variance groups %.2f -> %.2f", log[0]["reward_mean"],
+                log[-1]["reward_mean"], log[-1]["kl"], log[0]["zero_variance"], log[-1]["zero_variance"])
+    return final, summary
+
+
+def exactly_right(model: Path, world: World) -> int:
+    """Held-out queries whose (first) thought is exactly the right bridging fact."""
+    from ..model import O1Embedder
+
+    o1 = O1Embedder.from_pretrained(model, device="cpu", dtype="float32")
+    queries = world.split("test")
+    texts = o1.think([q.text for q in queries], embed=False, show_progress=False).texts
+    return sum(1 for q, thoughts in zip(queries, texts, strict=True) if thoughts and thoughts[0] == q.bridge)
+
+
+def index(model: Path, out: Path, name: str = "index") -> Path:
     from ..formats import read_beir_corpus
     from ..retrieval import build_index
 
     corpus = read_beir_corpus(out / "world" / "corpus.jsonl")
-    build_index(str(model), corpus, out / "index", device="cpu", dtype="float32", show_progress=False)
+    build_index(str(model), corpus, out / name, device="cpu", dtype="float32", show_progress=False)
     # keep the texts beside the vectors so `o1emb serve --index` can show titles and snippets
-    write_jsonl(out / "index" / "corpus.jsonl", ({"_id": d, **r} for d, r in corpus.items()))
-    return out / "index"
+    write_jsonl(out / name / "corpus.jsonl", ({"_id": d, **r} for d, r in corpus.items()))
+    return out / name
 
 
-def evaluate(model: Path, out: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def evaluate(model: Path, out: Path, *, index_name: str = "index", prefix: str = "o1",
+             with_bm25: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from ..evaluation.beir import EvalConfig, evaluate_beir
 
-    bm25, _, _ = evaluate_beir("bm25", out / "world", EvalConfig(split="test"), show_progress=False)
+    results = []
+    if with_bm25:
+        bm25, _, _ = evaluate_beir("bm25", out / "world", EvalConfig(split="test"), show_progress=False)
+        results.append(_row("bm25", bm25["metrics"]))
     o1, runs, comparison = evaluate_beir(str(model), out / "world",
-                                         EvalConfig(split="test", ablation=True, index_dir=str(out / "index"),
+                                         EvalConfig(split="test", ablation=True, index_dir=str(out / index_name),
                                                     cache_dir=False, device="cpu", dtype="float32"),
                                          show_progress=False)
     no_think = o1["ablation"]["no_think"]["metrics"]
-    results = [_row("bm25", bm25["metrics"]), _row("o1-no-think", no_think), _row("o1-think", o1["metrics"])]
-    write_json(out / "eval-o1.json", o1)
-    write_jsonl(out / "per-query.jsonl", comparison or [])
+    results += [_row(f"{prefix}-no-think", no_think), _row(f"{prefix}-think", o1["metrics"])]
+    write_json(out / f"eval-{prefix}.json", o1)
+    write_jsonl(out / ("per-query.jsonl" if prefix == "o1" else f"per-query-{prefix}.jsonl"), comparison or [])
     return results, {"runs": runs, "comparison": comparison}
 
 
@@ -231,9 +280,20 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
         index(model, out)
     with stage("evaluate", config):
         results, _ = evaluate(model, out)
+    extra: dict[str, Any] = {}
+    if config.rl:
+        with stage("rl", config):
+            rl_model, rl_summary = reinforce(config, train_rows, model, out)
+        with stage("rl-evaluate", config):
+            index(rl_model, out, "index-rl")
+            rl_results, _ = evaluate(rl_model, out, index_name="index-rl", prefix="o1-rl", with_bm25=False)
+            results += rl_results
+            extra = {"rl": rl_summary, "thoughts_exactly_right": {"sft": exactly_right(model, world),
+                                                                  "rl": exactly_right(rl_model, world)},
+                     "thoughts_total": len(world.split("test"))}
     report = {"seed": config.seed, "evaluated_on": config.evaluated_on, "results": results,
               "committee_accuracy": committee["committee_accuracy"],
-              "committee": committee, "training": losses,
+              "committee": committee, "training": losses, **extra,
               "examples": examples(model, out, world, config.examples),
               "stage_seconds": dict(config.stage_times), "total_seconds": round(time.perf_counter() - start, 1),
               "config": {k: v for k, v in asdict(config).items() if k != "stage_times"},

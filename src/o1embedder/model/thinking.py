@@ -154,6 +154,13 @@ if DynamicLayer is not None:
             return self.keys, self.values
 
 
+def _initialized(layer: Any) -> bool:
+    """Whether a cache layer holds keys yet (``is_initialized`` from transformers 4.57; before it,
+    an empty layer's keys are ``None``)."""
+    found = getattr(layer, "is_initialized", None)
+    return bool(found) if found is not None else getattr(layer, "keys", None) is not None
+
+
 def preallocate(cache: Any, extra: int) -> Any:
     """Give each layer of a ``DynamicCache`` room for ``extra`` more positions.
 
@@ -164,7 +171,7 @@ def preallocate(cache: Any, extra: int) -> Any:
     layers = getattr(cache, "layers", None)
     if DynamicLayer is None or not layers:
         return cache
-    if any(type(layer) is not DynamicLayer or not layer.is_initialized for layer in layers):
+    if any(type(layer) is not DynamicLayer or not _initialized(layer) for layer in layers):
         return cache
     for layer in layers:
         layer.__class__ = _GrowingLayer

@@ -129,14 +129,24 @@ class BM25Index:
         return out
 
     def save(self, directory: str | Path) -> None:
-        self.engine.save(str(directory), show_progress=False)
+        _quietly(self.engine.save, str(directory))
 
     @classmethod
     def load(cls, directory: str | Path, doc_ids: list[str], config: BM25Config) -> BM25Index:
         import bm25s
 
-        engine = bm25s.BM25.load(str(directory), mmap=True, show_progress=False)
+        engine = _quietly(bm25s.BM25.load, str(directory), mmap=True)
         return cls(engine, doc_ids, config)
+
+
+def _quietly(method: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a bm25s method without its progress bar where it has one (``save``/``load`` gained
+    ``show_progress`` after 0.2.14; our floor is 0.2.6)."""
+    import inspect
+
+    if "show_progress" in inspect.signature(method).parameters:
+        kwargs["show_progress"] = False
+    return method(*args, **kwargs)
 
 
 def bm25_scores(query: str, docs: Sequence[Doc], config: BM25Config | None = None) -> np.ndarray:

@@ -167,10 +167,12 @@ def rl_step(parts: RLParts, optimizer: Any, scheduler: Any, step: int) -> dict[s
     queries, d_ids, d_mask = step_inputs(parts, step)
     amp = autocast_for(config, device)
     joint.eval()
+    began = time.perf_counter()
     with amp:
         rollout = sample_thoughts(parts.o1, queries, samples=config.samples,
                                   temperature=config.rollout_temperature, top_p=config.rollout_top_p,
                                   max_new_tokens=config.max_new_tokens, seed=rollout_seed(config.seed, step))
+    rollout_seconds = time.perf_counter() - began
     batch = to_device(policy_batch(parts.template, rollout, parts.o1.tokenizer.pad_token_id), device)
     d_ids, d_mask = d_ids.to(device), d_mask.to(device)
     joint.train()
@@ -204,7 +206,8 @@ def rl_step(parts: RLParts, optimizer: Any, scheduler: Any, step: int) -> dict[s
     scheduler.step()
     return {**totals, "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
             "zero_variance": objective.zero_variance_fraction(rewards, config.samples),
-            "thought_tokens": float(rollout.lengths.mean()), "lr": float(scheduler.get_last_lr()[0])}
+            "thought_tokens": float(rollout.lengths.mean()), "lr": float(scheduler.get_last_lr()[0]),
+            "rollout_seconds": rollout_seconds}
 
 
 # -- checkpoints ----------------------------------------------------------------------------------

@@ -87,11 +87,24 @@ def mixed_precision_args(config: TrainConfig) -> dict[str, Any]:
     return out
 
 
+def warmup_as_ratio_where_needed(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """transformers 5 reads a ``warmup_steps`` below 1 as a share of the steps; 4.x wants an integer
+    and has ``warmup_ratio`` for that, so a fraction moves there (without overriding a given ratio)."""
+    import transformers
+
+    steps = kwargs.get("warmup_steps")
+    old = int(transformers.__version__.split(".")[0]) < 5
+    if old and isinstance(steps, float) and 0 < steps < 1:
+        kwargs = {k: v for k, v in kwargs.items() if k != "warmup_steps"}
+        kwargs.setdefault("warmup_ratio", steps)
+    return kwargs
+
+
 def training_arguments(config: TrainConfig) -> Any:
     from transformers import TrainingArguments
 
-    kwargs = {**DEFAULT_TRAINING_ARGS, **mixed_precision_args(config), **config.training_args,
-              "output_dir": config.out}
+    kwargs = warmup_as_ratio_where_needed({**DEFAULT_TRAINING_ARGS, **mixed_precision_args(config),
+                                          **config.training_args, "output_dir": config.out})
     try:
         return TrainingArguments(**kwargs)
     except (TypeError, ValueError) as exc:
