@@ -190,10 +190,12 @@ def load_gguf(path: str | os.PathLike[str], *, dtype: Any) -> tuple[Any, Any]:
 
 
 def _special_tokens_as_in_gguf(tokenizer: Any, path: Path) -> None:
-    """Set BOS / EOS / pad to the ids the GGUF's ``tokenizer.ggml.*_token_id`` fields name.
+    """Set BOS / EOS / pad to the ids the GGUF's ``tokenizer.ggml.*_token_id`` fields name, and
+    whether BOS is prepended to ``tokenizer.ggml.add_bos_token``.
 
-    transformers before 5 took SmolLM2's EOS to be ``<|im_start|>`` (the file says id 2,
-    ``<|im_end|>``): thoughts would then stop at the wrong token. The file is the authority.
+    transformers 4.56 took SmolLM2's EOS to be ``<|im_start|>`` (the file says id 2, ``<|im_end|>``):
+    thoughts would stop at the wrong token; and it prepended a BOS the file says not to add. The
+    file is the authority (transformers 5 already agrees with it).
     """
     from gguf import GGUFReader
 
@@ -208,6 +210,11 @@ def _special_tokens_as_in_gguf(tokenizer: Any, path: Path) -> None:
             token = tokenizer.convert_ids_to_tokens(token_id)
             logger.info("GGUF %s token: %s (id %d)", role, token, token_id)
             setattr(tokenizer, f"{role}_token", token)
+    found = fields.get("tokenizer.ggml.add_bos_token")      # 4.56 also prepended BOS against the file
+    if found is not None and hasattr(tokenizer, "add_bos_token"):
+        wanted = bool(found.parts[found.data[0]][0])
+        if tokenizer.add_bos_token != wanted:
+            tokenizer.add_bos_token = wanted
 
 
 # -- conversion -----------------------------------------------------------------------------------
