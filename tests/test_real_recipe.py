@@ -58,7 +58,7 @@ SMALL = ["--set", "nfcorpus_train_queries=8", "--set", "scifact_validation=4", "
 def test_recipe_runs_end_to_end_and_resumes(mini_beir: Path, tiny_llama_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "real"
     args = ["--log-level", "WARNING", "real", "--out", str(out), "--data", str(mini_beir),
-            "--model", str(tiny_llama_path), *SMALL]
+            "--model", str(tiny_llama_path), "--split", "both", *SMALL]
     assert main(args) == 0
     report = json.loads((out / "report.json").read_text())
     systems = {(r["dataset"], r["system"], r["expert"]) for r in report["results"]}

