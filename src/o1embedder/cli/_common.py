@@ -72,11 +72,27 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
 
 def add_think_options(p: argparse.ArgumentParser) -> None:
     """``--no-think`` plus the generation options and the thought cache (O1 models only)."""
-    p.add_argument("--no-think", action="store_true", help="O1 models: embed queries without thinking")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--no-think", action="store_true", help="O1 models: embed queries without thinking")
+    mode.add_argument("--auto-think", nargs="?", type=float, const=-1.0, default=None, metavar="MARGIN",
+                      help="O1 models: think only for queries whose no-thinking top-2 score margin is below "
+                           "MARGIN (default 0.05; 0 never thinks, inf always)")
     add_generation_options(p)
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="thought cache folder (default: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the thought cache")
+
+
+def think_mode(args: argparse.Namespace) -> tuple[bool | str, float | None]:
+    """(``think``, ``auto_margin``) from ``--no-think`` / ``--auto-think [MARGIN]``."""
+    from ..errors import InputError
+
+    margin = getattr(args, "auto_think", None)
+    if margin is not None:
+        if margin != -1.0 and not margin >= 0:
+            raise InputError(f"--auto-think MARGIN must be >= 0, got {margin}")
+        return "auto", None if margin == -1.0 else margin
+    return not args.no_think, None
 
 
 def generation_overrides(args: argparse.Namespace) -> dict[str, Any]:

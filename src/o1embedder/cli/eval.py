@@ -18,6 +18,7 @@ from ._common import (
     cache_dir,
     generation_overrides,
     progress,
+    think_mode,
 )
 
 
@@ -53,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise InputError("--batch-size must be >= 1")
-    config = EvalConfig(split=args.split, think=not args.no_think, ablation=args.ablation,
+    think, margin = think_mode(args)
+    config = EvalConfig(split=args.split, think=think, auto_margin=margin, ablation=args.ablation,
                         think_options=generation_overrides(args), k_values=parse_k_values(args.k_values),
                         skip_self=not args.keep_self_hits, max_queries=args.max_queries, strict=args.strict,
                         index_dir=args.index, factory=args.factory, batch_size=args.batch_size,

@@ -8,7 +8,14 @@ import json
 import sys
 
 from ..errors import InputError
-from ._common import add_backend_options, add_think_options, cache_dir, generation_overrides, progress
+from ._common import (
+    add_backend_options,
+    add_think_options,
+    cache_dir,
+    generation_overrides,
+    progress,
+    think_mode,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise InputError(f"--k must be >= 1, got {args.k}")
+    think, margin = think_mode(args)
     retriever = open_retriever(args.index, model=args.model, device=args.device, dtype=args.dtype,
-                               think=not args.no_think, think_options=generation_overrides(args),
-                               cache_dir=cache_dir(args))
+                               think=think, think_options=generation_overrides(args),
+                               cache_dir=cache_dir(args), auto_margin=margin)
     results = retriever.search(args.queries, args.k, batch_size=args.batch_size, show_progress=progress(args))
     for result in results:
         if args.json:

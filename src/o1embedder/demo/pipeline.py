@@ -250,7 +250,7 @@ def evaluate(model: Path, out: Path, *, index_name: str = "index", prefix: str =
     results += [_row(f"{prefix}-no-think", no_think), _row(f"{prefix}-think", o1["metrics"])]
     write_json(out / f"eval-{prefix}.json", o1)
     write_jsonl(out / ("per-query.jsonl" if prefix == "o1" else f"per-query-{prefix}.jsonl"), comparison or [])
-    return results, {"runs": runs, "comparison": comparison}
+    return results, {"runs": runs, "comparison": comparison, "adaptive": o1.get("adaptive")}
 
 
 def _row(system: str, metrics: dict[str, float]) -> dict[str, Any]:
@@ -279,16 +279,16 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     with stage("index", config):
         index(model, out)
     with stage("evaluate", config):
-        results, _ = evaluate(model, out)
-    extra: dict[str, Any] = {}
+        results, evaluated = evaluate(model, out)
+    extra: dict[str, Any] = {"adaptive": evaluated["adaptive"]}
     if config.rl:
         with stage("rl", config):
             rl_model, rl_summary = reinforce(config, train_rows, model, out)
         with stage("rl-evaluate", config):
             index(rl_model, out, "index-rl")
-            rl_results, _ = evaluate(rl_model, out, index_name="index-rl", prefix="o1-rl", with_bm25=False)
+            rl_results, rl_evaluated = evaluate(rl_model, out, index_name="index-rl", prefix="o1-rl", with_bm25=False)
             results += rl_results
-            extra = {"rl": rl_summary, "thoughts_exactly_right": {"sft": exactly_right(model, world),
+            extra |= {"rl": rl_summary, "adaptive_rl": rl_evaluated["adaptive"], "thoughts_exactly_right": {"sft": exactly_right(model, world),
                                                                   "rl": exactly_right(rl_model, world)},
                      "thoughts_total": len(world.split("test"))}
     report = {"seed": config.seed, "evaluated_on": config.evaluated_on, "results": results,

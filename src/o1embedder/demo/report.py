@@ -47,8 +47,13 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Committee accuracy (right bridge chosen): {100 * c['committee_accuracy']:.1f}% "
                   f"of {c['rows']} rows ({c['rows_with_right_candidate']} rows were offered it).",
               f"Training: contrastive {t['first']['contrastive']:.3f} -> {t['last']['contrastive']:.3f}, "
-              f"thought LM {t['first']['thought_lm']:.3f} -> {t['last']['thought_lm']:.3f}.", "",
-              "| stage | seconds |", "|---|---|"]
+              f"thought LM {t['first']['thought_lm']:.3f} -> {t['last']['thought_lm']:.3f}."]
+    cheap = (report.get("adaptive") or {}).get("within_0.005")
+    if cheap:
+        lines += [f"Thinking only when it pays (`think=\"auto\"`): thinking for {cheap['thought']} of these "
+                  f"queries ({100 * cheap['thought_fraction']:.0f}%, margin below {cheap['margin']:.4f}) scores "
+                  f"nDCG@10 {cheap['ndcg@10']:.4f}, within 0.005 of always thinking."]
+    lines += ["", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {secs:.1f} |" for name, secs in report["stage_seconds"].items()]
     lines += [f"| **total** | {report['total_seconds']:.1f} |", "", "## Examples", ""]
     for ex in report["examples"]:

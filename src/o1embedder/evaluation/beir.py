@@ -14,8 +14,10 @@ from typing import Any
 from ..errors import InputError
 from ..formats import BeirDataset, Run, load_beir
 from ..log import get_logger
+from ..retrieval.adaptive import AUTO
 from ..retrieval.encoders import parse_backend
 from ..retrieval.search import corpus_retriever
+from .adaptive import cheapest_within, tradeoff_curve
 from .metrics import DEFAULT_K, Metrics, evaluate_run
 from .report import per_query_comparison
 from .runs import RunResult, retrieve
@@ -28,8 +30,11 @@ class EvalConfig:
     """What an evaluation does (defaults: BEIR practice and the paper's inference settings)."""
 
     split: str = "test"
-    think: bool = True
-    """O1 models only: think before embedding the query (ignored for bm25 and st:)."""
+    think: bool | str = True
+    """O1 models only: think before embedding the query (ignored for bm25 and st:); ``"auto"``: only
+    where the no-thinking top-2 margin is below ``auto_margin`` (:mod:`~o1embedder.retrieval.adaptive`)."""
+    auto_margin: float | None = None
+    """``think="auto"``'s margin (default :data:`~o1embedder.retrieval.adaptive.DEFAULT_MARGIN`)."""
     ablation: bool = False
     """O1 models only: also run without thinking on the same index, and compare per query."""
     think_options: dict[str, Any] = field(default_factory=dict)
@@ -68,7 +73,8 @@ def _retriever(model: str, dataset: BeirDataset, config: EvalConfig, thinks: boo
     if parse_backend(model)[0] == "bm25":
         build = {}
     retriever = corpus_retriever(model, dataset.corpus, index_dir=config.index_dir, device=config.device,
-                                 dtype=config.dtype, think=thinks, think_options=config.think_options,
+                                 dtype=config.dtype, think=config.think if thinks and config.think == AUTO else thinks,
+                                 think_options=config.think_options, auto_margin=config.auto_margin,
                                  cache_dir=config.cache_dir, **build)
     return retriever, time.perf_counter() - start
 
@@ -95,6 +101,10 @@ def evaluate_beir(model: str, data: str | Path, config: EvalConfig | None = None
     depth = max(config.k_values)
     main = retrieve(retriever, dataset.queries, depth, skip_self=config.skip_self, batch_size=config.batch_size,
                     show_progress=show_progress)
+    if thinks and config.think == AUTO:
+        auto = getattr(retriever, "last_auto", {})
+        main.stats.update({"auto_margin": auto.get("margin"), "thought": auto.get("thought"),
+                           "thought_fraction": auto.get("thought", 0) / max(len(dataset.queries), 1)})
     main_metrics = evaluate_run(dataset.qrels, main.run, config.k_values)
     report = _report(model, dataset, config, retriever, thinks, main, main_metrics, index_seconds)
     runs, comparison = {"main": main.run}, None
@@ -106,6 +116,9 @@ def evaluate_beir(model: str, data: str | Path, config: EvalConfig | None = None
                               "delta": {m: v - plain_metrics.aggregate[m] for m, v in main_metrics.aggregate.items()}}
         runs["no_think"] = plain.run
         comparison = per_query_comparison(dataset.queries, main_metrics, plain_metrics, main.thoughts)
+        if config.think is True:   # what think="auto" would score at every margin (exact, from these runs)
+            curve = tradeoff_curve(dataset.qrels, main.run, plain.run)
+            report["adaptive"] = {"curve": curve, "within_0.005": cheapest_within(curve, 0.005)}
     return report, runs, comparison
 
 
@@ -117,6 +130,7 @@ def _report(model: str, dataset: BeirDataset, config: EvalConfig, retriever: Any
     return {
         "dataset": dataset.name, "split": dataset.split, "model": model,
         "model_fingerprint": manifest.get("fingerprint"), "think": thinks,
+        "think_mode": config.think if thinks else False,
         "n_thoughts": think_config.n_thoughts if thinks and think_config else 0,
         "generation": encoder.generation_settings() if thinks and encoder else None,
         "num_queries": metrics.num_queries, "subset": config.max_queries is not None,

@@ -138,6 +138,10 @@ class O1Embedder:
         self.pad_multiple: int | None = None
         """Inference batches are padded to a multiple of this many tokens; ``None``: chosen by device
         and dtype (:func:`~o1embedder.model.thinking.pad_multiple_for`)."""
+        self.decode: str = "auto"
+        """How thoughts are decoded: ``"auto"`` (a static KV cache and direct layer calls for Llama-family
+        decoders, :mod:`~o1embedder.model.fastdecode`), ``"static"`` or ``"generic"`` (the decoder's own
+        forward; every architecture). Thoughts and vectors are the same either way, to float rounding."""
 
     # -- loading / saving ---------------------------------------------------------------------
     @classmethod
@@ -320,7 +324,7 @@ class O1Embedder:
         vectors = np.empty((len(queries), n, self.dim), dtype=np.float32) if embed else None
         thinker = Thinker(self._decoder(), self.model.get_output_embeddings(), eos_id=self.template.eos_id,
                           emb_id=self.template.emb_id, pad_id=self.tokenizer.pad_token_id,
-                          pad_multiple=self._pad_multiple())
+                          pad_multiple=self._pad_multiple(), decode=self.decode)
         with _progress(len(queries), "thinking", show_progress) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]

@@ -20,7 +20,10 @@ from typing import Any
 
 import torch
 
+from .fastdecode import StaticDecoder, unsupported_reason
 from .settings import ThinkConfig
+
+DECODE_MODES = ("auto", "static", "generic")
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any,
@@ -195,15 +198,26 @@ class Thinker:
     """Runs the generation loop for a decoder + LM head and the special ids of a template."""
 
     def __init__(self, decoder: Any, lm_head: Any, *, eos_id: int, emb_id: int, pad_id: int,
-                 pad_multiple: int = 1) -> None:
+                 pad_multiple: int = 1, decode: str = "auto") -> None:
+        """``decode``: ``"static"`` steps through :class:`~.fastdecode.StaticDecoder` (a static KV cache,
+        the layers called directly; an error for a decoder it does not support), ``"generic"`` through
+        the decoder's own forward and a transformers cache, ``"auto"`` (default) static where supported."""
         self.decoder, self.lm_head = decoder, lm_head
         self.eos_id, self.emb_id, self.pad_id = eos_id, emb_id, pad_id
         self.pad_multiple = pad_multiple
+        if decode not in DECODE_MODES:
+            raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+        reason = unsupported_reason(decoder) if decode != "generic" else "generic asked"
+        if decode == "static" and reason:
+            raise ValueError(f"static decoding is not supported for this decoder: {reason}")
+        self.static = reason is None
         # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name still works, with a warning)
         self._cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
     def _step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> tuple[Any, torch.Tensor]:
         """One decoder call -> (the cache, the last position's hidden state [B, H])."""
+        if isinstance(cache, StaticDecoder):
+            return cache, cache.step(ids, mask, pos)
         out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                            **{self._cache_arg: cache})
         return getattr(out, self._cache_arg), out.last_hidden_state[:, -1]
@@ -219,10 +233,15 @@ class Thinker:
         n = cfg.n_thoughts
         ids, mask = left_pad(prompts, self.pad_id, device, self.pad_multiple)
         cache, hidden = self._step(ids, mask, positions_from_mask(mask), None)       # hidden [B, H]
-        if n > 1:  # prefill once per query, then copy the cache for each sample
+        extra = max(budgets, default=0) + 2
+        if self.static:  # the prefill's cache copied (n times per query) into a static one
+            cache = StaticDecoder.from_cache(self.decoder, cache, repeat=n, extra=extra)
+        elif n > 1:  # prefill once per query, then copy the cache for each sample
             cache.batch_repeat_interleave(n)
+        if n > 1:
             hidden, mask = hidden.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
-        cache = preallocate(cache, max(budgets, default=0) + 2)
+        if not self.static:
+            cache = preallocate(cache, extra)
         rows = hidden.shape[0]
         keys = keys.to(device)
         budget = torch.tensor(budgets, device=device).repeat_interleave(n)         # [B*n]

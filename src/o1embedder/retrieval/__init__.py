@@ -24,6 +24,7 @@ _EXPORTS = {
     "DenseRetriever": "search", "open_retriever": "search", "corpus_retriever": "search",
     "MiningConfig": "mining", "mine_negatives": "mining",
     "ThoughtCache": "thought_cache", "default_cache_dir": "thought_cache",
+    "DEFAULT_MARGIN": "adaptive",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..log import get_logger
 from ..templates import document_text
+from .adaptive import AUTO, check_margin, check_think
 from .base import Doc, QueryEncoding, check_queries
 from .thought_cache import ThoughtCache, default_cache_dir
 
@@ -107,10 +108,12 @@ class O1Encoder:
 
     normalized = True
 
-    def __init__(self, model: Any, *, path: str | None = None, think: bool = True,
+    def __init__(self, model: Any, *, path: str | None = None, think: bool | str = True,
                  think_options: dict[str, Any] | None = None, cache_dir: Any = None,
-                 max_length: int | None = None) -> None:
-        self.model, self.think, self.max_length = model, think, max_length
+                 max_length: int | None = None, auto_margin: float | None = None) -> None:
+        self.model, self.think, self.max_length = model, check_think(think), max_length
+        self.auto_margin = check_margin(auto_margin)
+        """``think="auto"``: queries whose no-thinking top-2 margin is below this think (:mod:`~.adaptive`)."""
         self.path = str(path) if path is not None else None
         self.name = self.path or "o1"
         self.dim = int(model.dim)
@@ -153,9 +156,13 @@ class O1Encoder:
                                         show_progress=show_progress)
 
     def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32,
-                       show_progress: bool | None = None, think: bool | None = None) -> QueryEncoding:
+                       show_progress: bool | None = None, think: bool | str | None = None) -> QueryEncoding:
         queries = check_queries(queries)
-        if not (self.think if think is None else think):
+        think = check_think(self.think if think is None else think)
+        if think == AUTO:
+            raise InputError('think="auto" decides per query from a no-thinking search: search through a '
+                             "retriever (open_retriever / corpus_retriever), or give think=True or False")
+        if not think:
             vecs = self.model.encode_queries(queries, think=False, batch_size=batch_size,
                                              show_progress=show_progress)
             return QueryEncoding(np.asarray(vecs, dtype=np.float32), [[] for _ in queries])

@@ -204,9 +204,12 @@ async def _search(engine: Engine, settings: ServeSettings, body: SearchRequest) 
     _check_text(body.query, settings, "query")
     if body.k > settings.max_k:
         raise invalid(f"k must be at most {settings.max_k}, got {body.k}", "k")
-    generation = _generation(body, body.think, settings)
+    generation = _generation(body, body.think is not False, settings)
     start = time.perf_counter()
-    embedded, hits = await engine.search(body.query, body.k, generation)
-    return JSONResponse({"query": body.query, "think": body.think, "thoughts": embedded.thoughts,
+    if body.think == "auto":
+        embedded, hits, thought = await engine.search_auto(body.query, body.k, generation, body.auto_margin)
+    else:
+        (embedded, hits), thought = await engine.search(body.query, body.k, generation), generation.think
+    return JSONResponse({"query": body.query, "think": body.think, "thought": thought, "thoughts": embedded.thoughts,
                          "results": hits, "model": settings.model_id,
                          "took_ms": round((time.perf_counter() - start) * 1000, 2)})

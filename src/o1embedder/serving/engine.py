@@ -178,6 +178,22 @@ class Engine:
         hits = await asyncio.to_thread(self.index.search, embedded.vector[None, :], k)
         return embedded, [self._describe(rank, doc_id, score) for rank, (doc_id, score) in enumerate(hits[0], 1)]
 
+    async def search_auto(self, query: str, k: int, generation: Generation,
+                          margin: float | None) -> tuple[Embedded, list[dict[str, Any]], bool]:
+        """``think="auto"``: the no-thinking answer when its top-2 margin reaches ``margin``, else the
+        thinking answer (``generation``); the last item says whether the query thought."""
+        from ..retrieval.adaptive import check_margin, should_think
+
+        if self.index is None:
+            raise LookupError("this server has no index (start it with --index)")
+        (plain,) = await self.embed([query], Generation(think=False))
+        hits = await asyncio.to_thread(self.index.search, plain.vector[None, :], min(max(k, 2), len(self.index)))
+        if not should_think([score for _, score in hits[0]], check_margin(margin)):
+            top = hits[0][:min(k, len(self.index))]
+            return plain, [self._describe(rank, doc_id, score) for rank, (doc_id, score) in enumerate(top, 1)], False
+        embedded, described = await self.search(query, k, generation)
+        return embedded, described, True
+
     def _describe(self, rank: int, doc_id: str, score: float) -> dict[str, Any]:
         doc = self.corpus.get(doc_id) if self.corpus is not None else None
         title = snippet = None

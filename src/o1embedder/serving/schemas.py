@@ -78,7 +78,10 @@ class SearchRequest(GenerationFields):
 
     query: str = Field(..., description="the query text")
     k: int = Field(10, ge=1, description="number of documents to return (at most the server's max_k)")
-    think: bool = Field(True, description="think before embedding the query (False: the no-thinking vector)")
+    think: bool | Literal["auto"] = Field(
+        True, description="think before embedding the query (False: the no-thinking vector; 'auto': think "
+                          "only when the no-thinking top-2 score margin is below auto_margin)")
+    auto_margin: float | None = Field(None, ge=0, description="think='auto': the margin (default 0.05)")
 
 
 class SearchHit(BaseModel):
@@ -91,7 +94,8 @@ class SearchHit(BaseModel):
 
 class SearchResponse(BaseModel):
     query: str
-    think: bool
+    think: bool | Literal["auto"]
+    thought: bool = Field(description="whether the query thought (think='auto' decides per query)")
     thoughts: list[str]
     results: list[SearchHit]
     model: str

@@ -1,0 +1,151 @@
+"""The decode loop against its floor, at the SmolLM2-135M shape.
+
+    python benchmarks/bench_decode.py [--rows 24] [--new-tokens 64] [--prompt-tokens 40] [--reps 3]
+                                      [--dtype bfloat16] [--profile]
+
+A random ``LlamaForCausalLM`` built from SmolLM2-135M's config (hidden 576, 30 layers, 9 query / 3
+key-value heads, MLP 1536, vocabulary 49,152, tied embeddings), in ``--dtype``, thinks greedily for
+``--rows`` prompts of ``--prompt-tokens`` tokens, ``--new-tokens`` steps, and embeds at ``<emb>``:
+
+- ``decode_step_ms``: the library's loop (``Thinker``, static decode: model/fastdecode.py), per step:
+  (time with N new tokens - time with 0) / N, so the prefill and the ``<emb>`` step cancel out;
+- ``generic_step_ms``: the same loop through the decoder's own forward and a transformers cache (the
+  path every architecture takes, and what Llama-family models used before the static path);
+- ``hf_generate_step_ms``: ``model.generate`` (greedy, ``min_new_tokens`` = N), per step, the same way;
+- ``matmul_floor_ms``: the weight matrix products of one decode step alone (q, k, v, o, gate, up, down
+  of every layer and the LM head, at ``--rows`` rows), with the model's own weights, timed in this run;
+- ``greedy_thoughts_equal``: the static loop's thoughts equal the generic loop's (and ``generate``'s);
+- ``min_cosine``: the lowest cosine between the static and the generic ``<emb>`` vectors.
+
+Times are medians of ``--reps`` interleaved rounds. ``--profile`` adds the torch profiler's top
+operators of one static and one generic run. Writes ``benchmarks/results/bench_decode.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from _common import interleaved, median, report
+
+from o1embedder.model.settings import ThinkConfig
+from o1embedder.model.thinking import Thinker
+
+
+def smollm2_shaped(dtype: torch.dtype) -> torch.nn.Module:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                         num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+                         max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
+                         bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).to(dtype).eval()
+
+
+def matmul_floor(model: torch.nn.Module, rows: int) -> float:
+    """Seconds of one decode step's weight matrix products at ``rows`` rows."""
+    weights = []
+    for layer in model.model.layers:
+        a, m = layer.self_attn, layer.mlp
+        weights += [a.q_proj.weight, a.k_proj.weight, a.v_proj.weight, a.o_proj.weight,
+                    m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight]
+    weights.append(model.lm_head.weight)
+    dtype = weights[0].dtype
+    inputs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=dtype) for w in weights}
+
+    def step() -> None:
+        with torch.inference_mode():
+            for w in weights:
+                torch.nn.functional.linear(inputs[w.shape[1]], w)
+
+    return median(interleaved({"floor": step}, 7, warmup=2)["floor"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=24)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--prompt-tokens", type=int, default=40)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    dtype = getattr(torch, args.dtype)
+    model = smollm2_shaped(dtype)
+    decoder, head = model.model, model.lm_head
+    gen = torch.Generator().manual_seed(1)
+    prompts = torch.randint(3, 49152, (args.rows, args.prompt_tokens), generator=gen)
+    prompt_lists = prompts.tolist()
+    keys = torch.arange(args.rows)
+    thinkers = {mode: Thinker(decoder, head, eos_id=2, emb_id=3, pad_id=2, decode=mode)
+                for mode in ("static", "generic")}
+
+    def think(mode: str, new: int):
+        cfg = ThinkConfig(n_thoughts=1, temperature=0.0, max_new_tokens=new)
+        return thinkers[mode].run(prompt_lists, [new] * args.rows, cfg, keys, embed=True)
+
+    def generate(new: int):
+        with torch.inference_mode():
+            return model.generate(prompts, attention_mask=torch.ones_like(prompts), max_new_tokens=new,
+                                  min_new_tokens=new, do_sample=False, eos_token_id=None, pad_token_id=2)
+
+    n = args.new_tokens
+    fns = {"static": lambda: think("static", n), "static-0": lambda: think("static", 0),
+           "generic": lambda: think("generic", n), "generic-0": lambda: think("generic", 0),
+           "generate": lambda: generate(n), "generate-1": lambda: generate(1)}
+    times = {k: median(v) for k, v in interleaved(fns, args.reps).items()}
+    static_ms = (times["static"] - times["static-0"]) / n * 1000
+    generic_ms = (times["generic"] - times["generic-0"]) / n * 1000
+    generate_ms = (times["generate"] - times["generate-1"]) / (n - 1) * 1000
+    floor_ms = matmul_floor(model, args.rows) * 1000
+
+    static, generic = think("static", n), think("generic", n)
+    generated = generate(n)[:, args.prompt_tokens:].tolist()
+    steps = max(len(t) for t in static.thought_ids)
+    equal = static.thought_ids == generic.thought_ids
+    cut = [[t for t in row[:n]] for row in generated]
+    equal_generate = all(row[:len(ours)] == ours for row, ours in zip(cut, static.thought_ids, strict=True))
+    cos = torch.nn.functional.cosine_similarity(static.vectors.float(), generic.vectors.float(), dim=-1)
+
+    extra = {
+        "model_shape": "SmolLM2-135M (hidden 576, 30 layers, 9/3 heads, MLP 1536, vocab 49152), random weights",
+        "dtype": args.dtype, "rows": args.rows, "new_tokens": n, "prompt_tokens": args.prompt_tokens,
+        "steps_taken": steps, "decode_step_ms": round(static_ms, 2), "generic_step_ms": round(generic_ms, 2),
+        "hf_generate_step_ms": round(generate_ms, 2), "matmul_floor_ms": round(floor_ms, 2),
+        "decode_over_floor": round(static_ms / floor_ms, 3), "generate_over_decode": round(generate_ms / static_ms, 3),
+        "generic_over_decode": round(generic_ms / static_ms, 3),
+        "greedy_thoughts_equal": bool(equal), "greedy_equal_to_generate": bool(equal_generate),
+        "min_cosine": round(float(cos.min()), 6),
+        "goals": {"decode_step_ms <= 1.5 x matmul_floor_ms": static_ms <= 1.5 * floor_ms,
+                  "hf_generate_step_ms / decode_step_ms >= 2": generate_ms / static_ms >= 2,
+                  "greedy_thoughts_equal": bool(equal), "min_cosine >= 0.9999": float(cos.min()) >= 0.9999},
+        "seconds": {k: round(v, 3) for k, v in times.items()},
+    }
+    if args.profile:
+        extra["profile"] = {mode: _profile(lambda m=mode: think(m, n)) for mode in ("static", "generic")}
+    rows = [{"path": "ours (static)", "step_ms": round(static_ms, 2), "x_floor": round(static_ms / floor_ms, 2)},
+            {"path": "ours (generic)", "step_ms": round(generic_ms, 2), "x_floor": round(generic_ms / floor_ms, 2)},
+            {"path": "HF generate", "step_ms": round(generate_ms, 2), "x_floor": round(generate_ms / floor_ms, 2)},
+            {"path": "matmul floor", "step_ms": round(floor_ms, 2), "x_floor": 1.0}]
+    report("bench_decode", rows, extra)
+    for key in ("greedy_thoughts_equal", "greedy_equal_to_generate", "min_cosine", "goals"):
+        print(f"{key}: {extra[key]}")
+
+
+def _profile(fn) -> list[dict[str, float | str]]:
+    """The 15 operators with the most self CPU time in one call of ``fn``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    start = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    wall = time.perf_counter() - start
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)[:15]
+    return [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1000, 1), "calls": e.count,
+             "share_of_wall": round(e.self_cpu_time_total / 1e6 / wall, 3)} for e in events]
+
+
+if __name__ == "__main__":
+    main()

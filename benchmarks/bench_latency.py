@@ -1,0 +1,152 @@
+"""Query latency as users see it: one query at a time, p50 and p95, in-process and through `o1emb serve`.
+
+    python benchmarks/bench_latency.py [--shape smollm2|toy|both] [--queries 20] [--new-tokens 64]
+                                       [--dtype auto] [--decode auto] [--no-server]
+
+Paths, for one query each (distinct query texts, no cache):
+- ``no-think``: the no-thinking vector (one forward);
+- ``think-k1``, ``think-k3``: thinking with k = 1 or 3 samples of ``--new-tokens`` tokens (the EOS
+  row of the random LM head is zeroed, so no thought stops early: every one runs to the budget, the
+  worst case and the same work on every query; ``thought_tokens`` reports it), then the vector at
+  ``<emb>``.
+
+In-process: ``O1Embedder.encode_queries([q], ...)``. Served: ``POST /v1/embeddings`` with
+``input_type: query`` to an ``o1emb serve`` child process on a loopback port (query cache off), timed
+at the client. Shapes: ``smollm2`` is a random model of SmolLM2-135M's shape (hidden 576, 30 layers,
+9/3 heads, vocabulary 49,152, tied); ``toy`` is the demo's (Qwen2, hidden 128, 4 layers, 4 heads,
+vocabulary 1,200). ``--decode`` picks the decode path in-process (``auto``: static for these shapes).
+Writes ``benchmarks/results/bench_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+from _common import report
+from bench_serving import Server
+
+from o1embedder.model import O1Embedder
+
+WORDS = ("tower river bridge designer castle museum painter city harbour novel opera garden station "
+         "village mountain lake poet architect engineer composer").split()
+
+
+def queries(n: int, offset: int = 0) -> list[str]:
+    return [f"who was the {WORDS[(i * 7 + offset) % len(WORDS)]} of the {WORDS[(i * 3 + offset) % len(WORDS)]} "
+            f"near {WORDS[(i * 5 + offset + 1) % len(WORDS)]} number {i + offset}" for i in range(n)]
+
+
+def build(shape: str, folder: Path) -> Path:
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+
+    from o1embedder.toy import train_tokenizer
+
+    if shape == "smollm2":
+        tokenizer = train_tokenizer(vocab_size=4000, with_special_tokens=True, family="llama")
+        config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                             num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
+                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                             bos_token_id=tokenizer.bos_token_id)
+    else:
+        tokenizer = train_tokenizer(vocab_size=1200, with_special_tokens=True, family="qwen2")
+        config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
+                             num_attention_heads=4, num_key_value_heads=2, pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    with torch.no_grad():   # an EOS logit of 0 is never sampled at temperature 0.1: thoughts run to the budget
+        model.get_output_embeddings().weight[tokenizer.eos_token_id] = 0
+    out = folder / shape
+    O1Embedder(model, tokenizer).save_pretrained(out)
+    return out
+
+
+PATHS = {"no-think": {"think": False}, "think-k1": {"n_thoughts": 1}, "think-k3": {"n_thoughts": 3}}
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in seconds)
+    p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+    return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(p95, 1)}
+
+
+def in_process(path: Path, n: int, new: int, dtype: str, decode: str) -> dict[str, dict[str, float]]:
+    model = O1Embedder.from_pretrained(path, device="cpu", dtype=dtype)
+    model.decode = decode
+    out = {}
+    for name, options in PATHS.items():
+        kwargs = {**options, "max_new_tokens": new, "temperature": 0.1, "top_p": 0.9, "seed": 0,
+                  "show_progress": False}
+        model.encode_queries(queries(2, offset=1000), **kwargs)           # warm-up
+        times = []
+        for q in queries(n, offset=100 * len(out)):
+            start = time.perf_counter()
+            model.encode_queries([q], **kwargs)
+            times.append(time.perf_counter() - start)
+        out[name] = percentiles(times)
+        if options.get("think", True):
+            found = model.think(queries(4, offset=2000), **{k: v for k, v in kwargs.items() if k != "think"})
+            out[name]["thought_tokens"] = statistics.mean(len(t) for per in found.ids for t in per)
+    return out
+
+
+def served(path: Path, n: int, new: int, dtype: str, log: Path) -> dict[str, dict[str, float]]:
+    server = Server(path, "--dtype", dtype, "--query-cache", "0", "--max-wait-ms", "0", log=log)
+    try:
+        server.wait()
+        out = {}
+        with httpx.Client(timeout=600) as http:
+            for name, options in PATHS.items():
+                body = {"input_type": "query", "max_new_tokens": new, "temperature": 0.1, "top_p": 0.9,
+                        "seed": 0, **options}
+                http.post(server.url + "/v1/embeddings", json={**body, "input": "warm up query"}).raise_for_status()
+                times = []
+                for q in queries(n, offset=100 * len(out) + 50):
+                    start = time.perf_counter()
+                    http.post(server.url + "/v1/embeddings", json={**body, "input": q}).raise_for_status()
+                    times.append(time.perf_counter() - start)
+                out[name] = percentiles(times)
+        return out
+    finally:
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=["smollm2", "toy", "both"], default="both")
+    parser.add_argument("--queries", type=int, default=20)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--decode", default="auto", choices=["auto", "static", "generic"])
+    parser.add_argument("--no-server", action="store_true")
+    args = parser.parse_args()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
+        for shape in (["smollm2", "toy"] if args.shape == "both" else [args.shape]):
+            path = build(shape, Path(tmp))
+            where = {"in-process": in_process(path, args.queries, args.new_tokens, args.dtype, args.decode)}
+            if not args.no_server:
+                where["o1emb serve"] = served(path, args.queries, args.new_tokens, args.dtype, Path(tmp) / "serve.log")
+            for place, found in where.items():
+                for name, values in found.items():
+                    tokens = where["in-process"][name].get("thought_tokens", 0)   # same queries, seed, settings
+                    rows.append({"shape": shape, "where": place, "path": name, "p50_ms": values["p50_ms"],
+                                 "p95_ms": values["p95_ms"], "thought_tokens": tokens})
+    from o1embedder.checkpoints import resolve_dtype
+
+    report("bench_latency", rows, {"queries": args.queries, "new_tokens": args.new_tokens,
+                                   "dtype": str(resolve_dtype(args.dtype, torch.device("cpu"))),
+                                   "decode": args.decode,
+                                   "shapes": {"smollm2": "Llama hidden 576, 30 layers, 9/3 heads, vocab 49152, random",
+                                              "toy": "Qwen2 hidden 128, 4 layers, 4/2 heads, vocab ~1200, random"}})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""A decode step near the hardware's floor for Llama-family decoders: a static KV cache and the layers
+called directly, without the per-step machinery of a Hugging Face forward.
+
+Profiled at the SmolLM2-135M shape (docs/benchmarks.md, "Decode loop"), a `model(...)` decode step
+spends much of its time outside the weight matrix products: building the 4-D attention mask from the
+2-D one, the cache object's bookkeeping, keyword plumbing, output containers and decorators, for each
+of 30 layers. :class:`StaticDecoder` keeps what the arithmetic needs:
+
+- the keys and values of every layer in one preallocated tensor per layer, ``[B, kv_heads, capacity,
+  head_dim]``, filled from the prefill's cache once and written in place at each step;
+- the model's own modules for every operation that carries weights or numerics (embedding, RMSNorm,
+  projections, MLP, rotary embedding, final norm), so the arithmetic is the model's;
+- attention through ``scaled_dot_product_attention`` on the valid prefix of the cache, with the query
+  heads packed per key/value head for one-token steps (no key/value copies), as transformers does.
+
+Greedy thoughts and vectors equal the generic path's (tests/test_fastdecode.py). Supported: decoders
+laid out as Llama's (``llama``, ``mistral`` without a sliding window shorter than the sequence, ``qwen2``,
+``qwen3``); anything else uses the generic path, and so does a model whose modules carry hooks (for
+example a PEFT adapter still unmerged works: its LoRA layers are the projections' own ``forward``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def unsupported_reason(decoder: Any) -> str | None:
+    """Why ``decoder`` cannot use :class:`StaticDecoder` (``None`` when it can)."""
+    config = getattr(decoder, "config", None)
+    kind = getattr(config, "model_type", None)
+    if kind not in SUPPORTED_TYPES:
+        return f"model type {kind!r} is not one of {', '.join(SUPPORTED_TYPES)}"
+    if getattr(config, "_attn_implementation", "sdpa") not in ("sdpa", "eager", None):
+        return f"attention implementation {config._attn_implementation!r}"
+    if getattr(config, "use_sliding_window", False) or (kind == "mistral" and getattr(config, "sliding_window", None)):
+        return "sliding-window attention"
+    types = set(getattr(config, "layer_types", None) or ["full_attention"])
+    if types != {"full_attention"}:
+        return f"layer types {sorted(types)}"
+    if getattr(config, "rope_scaling", None) and (config.rope_scaling or {}).get("rope_type") == "longrope":
+        return "longrope scaling"
+    layers = getattr(decoder, "layers", None)
+    if not layers or not all(hasattr(getattr(layer, "self_attn", None), name) for layer in layers
+                             for name in ("q_proj", "k_proj", "v_proj", "o_proj")):
+        return "its layers are not laid out as Llama's (self_attn.q/k/v/o_proj)"
+    for name in ("embed_tokens", "norm", "rotary_emb"):
+        if not hasattr(decoder, name):
+            return f"the decoder has no {name}"
+    return None
+
+
+def _layer_kv(cache: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer ``i``'s keys and values [B, kv_heads, L, head_dim] from a transformers cache (any version)."""
+    layers = getattr(cache, "layers", None)
+    if layers is not None:
+        return layers[i].keys, layers[i].values
+    return cache.key_cache[i], cache.value_cache[i]  # pragma: no cover - transformers < 4.56
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class StaticDecoder:
+    """Decode steps over a preallocated cache (see the module docstring).
+
+    ``from_cache`` copies the prefill's keys and values (``length`` columns, each row repeated ``n``
+    times); :meth:`step` then feeds ``T`` new tokens per row at columns ``length .. length+T-1``.
+    """
+
+    def __init__(self, decoder: Any, keys: list[torch.Tensor], values: list[torch.Tensor], length: int) -> None:
+        self.decoder = decoder
+        self.keys, self.values, self.length = keys, values, length
+        attn = decoder.layers[0].self_attn
+        config = decoder.config
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.groups = self.heads // self.kv_heads
+        self.head_dim = keys[0].shape[-1]
+        self.scaling = getattr(attn, "scaling", self.head_dim ** -0.5)
+
+    @classmethod
+    def from_cache(cls, decoder: Any, cache: Any, *, repeat: int, extra: int) -> StaticDecoder:
+        """A static cache holding ``cache`` (rows repeated ``repeat`` times) with room for ``extra`` columns."""
+        keys, values = [], []
+        length = 0
+        for i in range(len(decoder.layers)):
+            k, v = _layer_kv(cache, i)
+            batch, kv_heads, length, head_dim = k.shape
+            shape = (batch * repeat, kv_heads, length + extra, head_dim)
+            kb, vb = k.new_empty(shape), v.new_empty(shape)
+            kb[:, :, :length] = k.repeat_interleave(repeat, 0) if repeat > 1 else k
+            vb[:, :, :length] = v.repeat_interleave(repeat, 0) if repeat > 1 else v
+            keys.append(kb)
+            values.append(vb)
+        return cls(decoder, keys, values, length)
+
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """q [B, heads, T, d], keys/values [B, kv_heads, L, d], mask [B, 1, T, L] (True: attend) -> [B, T, heads*d]."""
+        batch, _, width, dim = q.shape
+        if width == 1 and self.groups > 1:  # query heads packed per key/value head: no key/value copies
+            packed = q.reshape(batch, self.kv_heads, self.groups, dim)
+            out = torch.nn.functional.scaled_dot_product_attention(packed, keys, values, attn_mask=mask,
+                                                                   scale=self.scaling)
+            return out.reshape(batch, 1, self.heads * dim)
+        if self.groups > 1:
+            keys = keys.repeat_interleave(self.groups, 1)
+            values = values.repeat_interleave(self.groups, 1)
+        out = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling)
+        return out.transpose(1, 2).reshape(batch, width, self.heads * dim)
+
+    def step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Feed ``ids`` [B, T] at positions ``pos`` [B, T]; ``mask`` [B, length+T] marks valid columns.
+
+        Returns the last fed position's final hidden state [B, H] (after the final norm).
+        """
+        dec = self.decoder
+        batch, width = ids.shape
+        start, end = self.length, self.length + width
+        if end > self.keys[0].shape[2]:
+            raise RuntimeError(f"static cache full: {end} columns needed, {self.keys[0].shape[2]} allocated")
+        valid = mask[:, None, None, :end].bool()                                   # [B, 1, 1, L]
+        if width > 1:
+            causal = torch.ones(width, end, dtype=torch.bool, device=ids.device).tril(start)
+            valid = valid & causal[None, None]                                     # [B, 1, T, L]
+        x = dec.embed_tokens(ids)
+        cos, sin = dec.rotary_emb(x, pos)
+        cos, sin = cos[:, None], sin[:, None]                                      # [B, 1, T, d]
+        split = (batch, width, -1, self.head_dim)
+        for i, layer in enumerate(dec.layers):
+            attn = layer.self_attn
+            h = layer.input_layernorm(x)
+            q = attn.q_proj(h).view(split)
+            k = attn.k_proj(h).view(split)
+            if hasattr(attn, "q_norm"):  # qwen3
+                q, k = attn.q_norm(q), attn.k_norm(k)
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
+            v = attn.v_proj(h).view(split).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            self.keys[i][:, :, start:end] = k
+            self.values[i][:, :, start:end] = v
+            out = self._attend(q, self.keys[i][:, :, :end], self.values[i][:, :, :end], valid)
+            x = x + attn.o_proj(out)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
+        self.length = end
+        return dec.norm(x[:, -1])
