@@ -3,7 +3,7 @@
 PYTHON ?= python3
 STAMP := .install.stamp
 
-.PHONY: install demo real test lint bench
+.PHONY: install demo real real-rl test lint bench
 
 $(STAMP): pyproject.toml constraints.txt
 	# CPU PyTorch first: without it, peft/accelerate/sentence-transformers pull a multi-GB CUDA build.
@@ -23,6 +23,10 @@ demo: $(STAMP)
 # The method on a real LM and real data (SmolLM2 + BEIR SciFact/NFCorpus from $$O1EMB_DATA): about two hours.
 real: $(STAMP)
 	$(PYTHON) -m o1embedder real --out o1emb-real
+
+# The same recipe plus an RL stage (GRPO on thoughts, docs/rl.md) after training; reuses o1emb-real/'s stages.
+real-rl: $(STAMP)
+	$(PYTHON) -m o1embedder real --out o1emb-real --set rl=true
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

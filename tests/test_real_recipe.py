@@ -82,3 +82,14 @@ def test_recipe_runs_end_to_end_and_resumes(mini_beir: Path, tiny_llama_path: Pa
     again = json.loads((out / "report.json").read_text())
     assert again["results"] == report["results"]
     assert next(r for r in again["results"] if r["system"] == "bm25" and r["dataset"] == "scifact") == bm25
+    # the optional RL stage on top of the cached stages: one more model, its three systems, its effect
+    assert main([*args, "--set", "rl=true", "--set", "rl_steps=2", "--set", "rl_rows_per_step=2",
+                 "--set", "rl_samples=2"]) == 0
+    with_rl = json.loads((out / "report.json").read_text())
+    assert (out / "models" / "o1-rl-paper" / "final" / "o1embedder.json").is_file()
+    rl_systems = {(r["dataset"], r["system"]) for r in with_rl["results"] if r["expert"] == "paper"}
+    for dataset in ("scifact", "nfcorpus"):
+        assert {(dataset, s) for s in ("o1-rl-no-think", "o1-rl-think-k1", "o1-rl-think-k3")} <= rl_systems
+    assert len(with_rl["rl_effect"]) == 6 and with_rl["rl"]["steps"] == 2
+    assert [r for r in with_rl["results"] if not r["system"].startswith("o1-rl")] == report["results"]
+    assert "The RL stage" in (out / "report.md").read_text()

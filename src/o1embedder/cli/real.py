@@ -40,8 +40,12 @@ def _override(config: object, assignments: list[str]) -> None:
             raise InputError(f"--set {item!r}: expected NAME=VALUE with NAME a RealConfig field")
         current = getattr(config, name)
         try:
-            parsed = tuple(value.split(",")) if isinstance(current, tuple) else type(current)(value)
-        except ValueError:
+            if isinstance(current, bool):   # bool("false") would be True
+                flags = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+                parsed = flags[value.strip().lower()]
+            else:
+                parsed = tuple(value.split(",")) if isinstance(current, tuple) else type(current)(value)
+        except (ValueError, KeyError):
             raise InputError(f"--set {item!r}: not a valid {type(current).__name__}") from None
         setattr(config, name, parsed)
 

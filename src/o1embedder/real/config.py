@@ -99,6 +99,21 @@ class RealConfig:
     think_top_p: float = 0.9
     think_max_new_tokens: int = 48
     """The O1 models learned thoughts of at most ``expert_max_tokens``."""
+    # -- optional RL stage (docs/rl.md) -------------------------------------------------------------------
+    rl: bool = False
+    """Add GRPO on thoughts after training ``o1-{rl_expert}`` (``make real-rl``): model ``o1-rl-{expert}``,
+    systems ``o1-rl-no-think`` / ``o1-rl-think-k1`` / ``o1-rl-think-k3``, and ``rl_effect`` in the report."""
+    rl_expert: str = "paper"
+    rl_steps: int = 20
+    """An RL step costs ~7x a joint SFT step at this shape (docs/benchmarks.md): 20 steps x 8 rows x 4
+    thoughts is about 5 minutes on two bf16 CPU cores."""
+    rl_rows_per_step: int = 8
+    rl_samples: int = 4
+    rl_rollout_temperature: float = 0.7
+    rl_learning_rate: float = 5e-5
+    rl_kl_coef: float = 0.04
+    rl_contrastive_weight: float = 1.0
+    # -- splits ---------------------------------------------------------------------------------------
     splits: tuple[str, ...] = ("test",)
     """The report's split; the settings were chosen on ``("validation",)`` (docs/real.md). Evaluating
     both costs the validation queries' expert thoughts and thinking runs on top, which a 2.5 h run on
@@ -119,6 +134,8 @@ class RealConfig:
             self.model = str(found)
         if not Path(self.model).exists():
             raise InputError("model not found", path=self.model)
+        if self.rl and self.rl_expert not in self.experts:
+            raise InputError(f"rl_expert {self.rl_expert!r} is not one of the experts {list(self.experts)}")
         unknown = set(self.experts) - {"paper", "informed"} or set(self.splits) - {"validation", "test"}
         if unknown:
             raise InputError(f"unknown expert settings or splits: {sorted(unknown)}")

@@ -19,7 +19,7 @@ from ..formats import write_json
 from ..log import get_logger
 from . import data, evaluate, experts
 from .config import DATASETS, RealConfig
-from .train import train_model
+from .train import rl_model, train_model
 
 logger = get_logger(__name__)
 
@@ -80,9 +80,10 @@ def _paths(config: RealConfig, name: str, qs: data.QuerySet,
         out += [("contrastive-only+thoughts", e, "given", t) for e, t in bolted.items()]
         out += [("contrastive-only+o1-thoughts", e, "o1-ids", f"o1-{e}") for e in config.experts]
         return out
-    expert = name.removeprefix("o1-")
-    return [("o1-no-think", expert, "no-think", None), ("o1-think-k1", expert, "k1", None),
-            ("o1-think-k3", expert, "k3", None)]
+    prefix = "o1-rl" if name.startswith("o1-rl-") else "o1"
+    expert = name.removeprefix(f"{prefix}-")
+    return [(f"{prefix}-no-think", expert, "no-think", None), (f"{prefix}-think-k1", expert, "k1", None),
+            (f"{prefix}-think-k3", expert, "k3", None)]
 
 
 def _vectors(config: RealConfig, model: Any, name: str, qs: data.QuerySet, kind: str,
@@ -129,7 +130,7 @@ def evaluate_split(config: RealConfig, split: str, models: dict[str, Path], base
         qs = data.query_set(config, dataset, split, corpus)
         results += _baselines(config, qs, minilm)
         bolted = {"paper": experts.expert_thoughts(config, base, train, qs.queries, f"expert-paper-{dataset}-{split}")}
-        for name in ("o1-paper", "o1-informed", "contrastive-only", "base"):
+        for name in ("o1-paper", "o1-informed", *(f"o1-rl-{e}" for e in config.experts), "contrastive-only", "base"):
             if name in models:
                 results += _o1_systems(config, dataset, qs, name, models[name], bolted)
     return results
@@ -161,13 +162,19 @@ def run_real(config: RealConfig | None = None) -> dict[str, Any]:
     for expert in config.experts:
         with stage(config, f"train-o1-{expert}"):
             models[f"o1-{expert}"] = train_model(config, f"o1-{expert}", base, refined[expert])
+    rl_summary = None
+    if config.rl:
+        name = f"o1-rl-{config.rl_expert}"
+        with stage(config, f"rl-{config.rl_expert}"):
+            models[name], rl_summary = rl_model(config, name, models[f"o1-{config.rl_expert}"],
+                                                refined[config.rl_expert])
     results = []
     for split in config.splits:
         with stage(config, f"evaluate-{split}"):
             results += evaluate_split(config, split, models, base, train, minilm)
     with stage(config, "latency"):
         lat = _latency(config, models)
-    report = {"results": results, "latency_ms": lat, "peak_rss_gb": peak_rss_gb(),
+    report = {"results": results, "latency_ms": lat, "peak_rss_gb": peak_rss_gb(), "rl": rl_summary,
               "run_seconds": round(time.perf_counter() - start, 1)}
     return write_reports(config, report)
 

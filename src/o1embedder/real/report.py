@@ -12,7 +12,8 @@ from .config import DATASETS, RealConfig
 
 logger = get_logger(__name__)
 SYSTEM_ORDER = ("bm25", "minilm", "base", "contrastive-only", "contrastive-only+thoughts",
-                "contrastive-only+o1-thoughts", "o1-no-think", "o1-think-k1", "o1-think-k3")
+                "contrastive-only+o1-thoughts", "o1-no-think", "o1-think-k1", "o1-think-k3",
+                "o1-rl-no-think", "o1-rl-think-k1", "o1-rl-think-k3")
 
 
 def paired_difference(a: dict[str, float], b: dict[str, float], *, resamples: int = 2000,
@@ -61,6 +62,22 @@ def goals(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
                         "best_bolted_on": f"{best_bolted.system} ({best_bolted.expert})" if best_bolted else None,
                         "think_minus_best_bolted_on": paired_difference(think.per_query, best_bolted.per_query)
                         if best_bolted else None})
+    return out
+
+
+def rl_effect(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The RL stage's effect per dataset: each RL system minus its SFT counterpart (paired bootstrap)."""
+    out = []
+    for expert in experts:
+        for dataset in DATASETS:
+            for kind in ("no-think", "think-k1", "think-k3"):
+                after = _find(results, dataset, f"o1-rl-{kind}", expert)
+                before = _find(results, dataset, f"o1-{kind}", expert)
+                if after is None or before is None:
+                    continue
+                out.append({"expert": expert, "dataset": dataset, "path": kind,
+                            "sft": before.metrics["ndcg@10"], "rl": after.metrics["ndcg@10"],
+                            "rl_minus_sft": paired_difference(after.per_query, before.per_query)})
     return out
 
 
@@ -120,6 +137,8 @@ def write_reports(config: RealConfig, report: dict[str, Any]) -> dict[str, Any]:
     split = {name: [r for r in found if r.split == name] for name in ("test", "validation")}
     full = {"results": [r.row() for r in split["test"]], "validation_results": [r.row() for r in split["validation"]],
             "goals": goals(split["test"], config.experts), "validation_goals": goals(split["validation"], config.experts),
+            "rl_effect": rl_effect(split["test"], config.experts),
+            "validation_rl_effect": rl_effect(split["validation"], config.experts),
             **report, **_collect(config),
             "examples": examples(config), "config": config.to_dict()}
     root = config.root
@@ -151,6 +170,15 @@ def markdown(report: dict[str, Any]) -> str:
              "## Test split", "", table(report["results"]), "", "## Goals (test)", "", goal_table(report["goals"]),
              "", "## Validation split (settings were chosen here)", "", table(report["validation_results"]), "",
              goal_table(report["validation_goals"]), ""]
+    if report.get("rl_effect") or report.get("validation_rl_effect"):
+        parts += ["## The RL stage (GRPO on thoughts) against the model it started from", "",
+                  "| split | expert | dataset | path | SFT | RL | RL - SFT [95 % CI] |", "|---|---|---|---|---|---|---|"]
+        for split, key in (("test", "rl_effect"), ("validation", "validation_rl_effect")):
+            for e in report.get(key) or []:
+                d = e["rl_minus_sft"]
+                parts.append(f"| {split} | {e['expert']} | {e['dataset']} | {e['path']} | {e['sft']:.4f} | "
+                             f"{e['rl']:.4f} | {d['mean']:+.4f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
+        parts.append("")
     lat = report.get("latency_ms") or {}
     if lat:
         parts += ["## Latency per query (one query at a time)", "",

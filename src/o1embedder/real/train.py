@@ -71,3 +71,31 @@ def train_model(config: RealConfig, name: str, base: Path, rows: Path) -> Path:
         logger.info("%s: contrastive %.3f -> %.3f, thought LM %s -> %s", name, first.get("contrastive", 0),
                     last.get("contrastive", 0), first.get("thought_lm"), last.get("thought_lm"))
     return final
+
+
+def rl_model(config: RealConfig, name: str, model: Path, rows: Path) -> tuple[Path, dict[str, Any]]:
+    """``models/NAME/final``: GRPO on thoughts (LoRA, bf16 autocast) from the trained ``model``; cached,
+    resumable (checkpoints every 5 steps). Returns the model and a summary of its log."""
+    from ..rl.config import RLConfig
+    from ..rl.loop import read_log, rl
+    from ..training import AdapterConfig
+
+    out = config.root / "models" / name
+    final = out / "final"
+    if not (final / "o1embedder.json").is_file():
+        rl_config = RLConfig(
+            model=str(model), data=str(rows), out=str(out), steps=config.rl_steps,
+            rows_per_step=config.rl_rows_per_step, samples=config.rl_samples, group_size=config.group_size,
+            rollout_temperature=config.rl_rollout_temperature, max_new_tokens=config.think_max_new_tokens,
+            temperature=config.temperature, kl_coef=config.rl_kl_coef,
+            contrastive_weight=config.rl_contrastive_weight, learning_rate=config.rl_learning_rate,
+            mixed_precision="auto", save_steps=5, seed=config.seed,
+            adapter=AdapterConfig(r=config.lora_r, alpha=config.lora_alpha, dropout=0.0))
+        logging.getLogger("transformers").setLevel(logging.WARNING)
+        rl(rl_config, show_progress=True)
+        _set_think_settings(config, final)
+    log = read_log(out / "rl_log.jsonl")
+    keys = ("reward_mean", "kl", "thought_tokens", "zero_variance")
+    summary = {"steps": len(log), "first": {k: log[0].get(k) for k in keys} if log else None,
+               "last": {k: log[-1].get(k) for k in keys} if log else None}
+    return final, summary

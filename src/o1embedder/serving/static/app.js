@@ -35,7 +35,7 @@ async function loadServerInfo() {
 async function search(query, think) {
   const body = { query: query, k: Number($("k").value), think: think };
   const n = $("n-thoughts").value;
-  if (think && n) body.n_thoughts = Number(n);
+  if (think !== false && n) body.n_thoughts = Number(n);
   const response = await fetch("/v1/search", { method: "POST", headers: headers(), body: JSON.stringify(body) });
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
@@ -48,12 +48,17 @@ async function search(query, think) {
 function renderColumn(data) {
   const column = $("column-template").content.firstElementChild.cloneNode(true);
   column.dataset.think = String(data.think);
-  column.querySelector(".column-title").textContent = data.think ? "With thinking" : "Without thinking";
+  const thought = data.thought !== undefined ? data.thought : Boolean(data.think);
+  column.querySelector(".column-title").textContent = data.think === "auto"
+    ? (thought ? "Auto: unsure, so it thought" : "Auto: sure without thinking")
+    : (data.think ? "With thinking" : "Without thinking");
   const thoughts = column.querySelector(".thoughts");
   if (data.thoughts.length === 0) {
     const li = document.createElement("li");
     li.className = "none";
-    li.textContent = data.think ? "(the model wrote an empty thought)" : "(thinking off: the query is embedded as it is)";
+    li.textContent = thought ? "(the model wrote an empty thought)"
+      : data.think === "auto" ? "(sure without thinking: the query is embedded as it is)"
+        : "(thinking off: the query is embedded as it is)";
     thoughts.appendChild(li);
   }
   for (const thought of data.thoughts) {
@@ -80,7 +85,8 @@ async function onSubmit(event) {
   const query = $("query").value.trim();
   if (!query) return;
   if ($("api-key").value) sessionStorage.setItem(KEY_STORE, $("api-key").value);
-  const modes = $("compare").checked ? [true, false] : [$("think").checked];
+  const single = $("think").checked ? ($("auto").checked ? "auto" : true) : false;
+  const modes = $("compare").checked ? [true, false] : [single];
   $("search-button").disabled = true;
   setStatus("searching\u2026");
   try {
