@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+_HAS_GQA = "enable_gqa" in (torch.nn.functional.scaled_dot_product_attention.__doc__ or "")
 
 
 def unsupported_reason(decoder: Any) -> str | None:
@@ -100,9 +101,14 @@ class StaticDecoder:
             values.append(vb)
         return cls(decoder, keys, values, length)
 
-    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _attend(self, q: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                mask: torch.Tensor | None) -> torch.Tensor:
         """q [B, heads, T, d], keys/values [B, kv_heads, L, d], mask [B, 1, T, L] (True: attend) -> [B, T, heads*d]."""
         batch, _, width, dim = q.shape
+        if mask is None and self.groups > 1 and _HAS_GQA:  # as transformers does without a mask
+            out = torch.nn.functional.scaled_dot_product_attention(q, keys, values, scale=self.scaling,
+                                                                   enable_gqa=True)
+            return out.transpose(1, 2).reshape(batch, width, self.heads * dim)
         if width == 1 and self.groups > 1:  # query heads packed per key/value head: no key/value copies
             packed = q.reshape(batch, self.kv_heads, self.groups, dim)
             out = torch.nn.functional.scaled_dot_product_attention(packed, keys, values, attn_mask=mask,
@@ -124,8 +130,10 @@ class StaticDecoder:
         start, end = self.length, self.length + width
         if end > self.keys[0].shape[2]:
             raise RuntimeError(f"static cache full: {end} columns needed, {self.keys[0].shape[2]} allocated")
-        valid = mask[:, None, None, :end].bool()                                   # [B, 1, 1, L]
-        if width > 1:
+        valid: torch.Tensor | None = mask[:, None, None, :end].bool()              # [B, 1, 1, L]
+        if width == 1 and bool(valid.all()):
+            valid = None   # nothing masked: no mask, as transformers passes then (the same kernel, same rounding)
+        elif width > 1:
             causal = torch.ones(width, end, dtype=torch.bool, device=ids.device).tril(start)
             valid = valid & causal[None, None]                                     # [B, 1, T, L]
         x = dec.embed_tokens(ids)

@@ -166,10 +166,13 @@ def goal_table(rows: list[dict[str, Any]]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    parts = ["# o1embedder on real data: SmolLM2-135M-Instruct, BEIR SciFact and NFCorpus", "",
-             "## Test split", "", table(report["results"]), "", "## Goals (test)", "", goal_table(report["goals"]),
-             "", "## Validation split (settings were chosen here)", "", table(report["validation_results"]), "",
-             goal_table(report["validation_goals"]), ""]
+    parts = ["# o1embedder on real data: SmolLM2-135M-Instruct, BEIR SciFact and NFCorpus", ""]
+    if report["results"]:
+        parts += ["## Test split", "", table(report["results"]), "", "## Goals (test)", "",
+                  goal_table(report["goals"]), ""]
+    if report["validation_results"]:
+        parts += ["## Validation split (settings were chosen here)", "", table(report["validation_results"]), "",
+                  goal_table(report["validation_goals"]), ""]
     if report.get("rl_effect") or report.get("validation_rl_effect"):
         parts += ["## The RL stage (GRPO on thoughts) against the model it started from", "",
                   "| split | expert | dataset | path | SFT | RL | RL - SFT [95 % CI] |", "|---|---|---|---|---|---|---|"]
