@@ -32,6 +32,18 @@ def interleaved(fns: dict[str, Callable[[], Any]], reps: int, *, warmup: int = 1
     return times
 
 
+SMOLLM2_SHAPE = {"vocab_size": 49152, "hidden_size": 576, "intermediate_size": 1536, "num_hidden_layers": 30,
+                 "num_attention_heads": 9, "num_key_value_heads": 3, "tie_word_embeddings": True}
+"""SmolLM2-135M's shape (transformers ``LlamaConfig`` fields)."""
+
+
+def smollm2_config(**overrides: Any) -> Any:
+    """A ``LlamaConfig`` of SmolLM2-135M's shape; ``overrides`` replace or add fields."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**{**SMOLLM2_SHAPE, **overrides})
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

@@ -27,19 +27,17 @@ import argparse
 import time
 
 import torch
-from _common import interleaved, median, report
+from _common import interleaved, median, report, smollm2_config
 
 from o1embedder.model.settings import ThinkConfig
 from o1embedder.model.thinking import Thinker
 
 
 def smollm2_shaped(dtype: torch.dtype) -> torch.nn.Module:
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
-                         max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
-                         bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    config = smollm2_config(max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5,
+                            bos_token_id=1, eos_token_id=2, pad_token_id=2)
     torch.manual_seed(0)
     return LlamaForCausalLM(config).to(dtype).eval()
 

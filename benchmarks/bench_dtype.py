@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _common import interleaved, median, report
+from _common import interleaved, median, report, smollm2_config
 
 from o1embedder.model import O1Embedder
 from o1embedder.model.thinking import left_pad, positions_from_mask
@@ -34,13 +34,12 @@ def _smollm2_shaped() -> str:
     """A random model of SmolLM2-135M's shape (hidden 576, 30 layers, 9/3 heads), saved to a temp folder."""
     import tempfile
 
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from o1embedder.toy import train_tokenizer
 
     tokenizer = train_tokenizer(vocab_size=4000, with_special_tokens=True, family="llama")
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                         num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True)
+    config = smollm2_config(vocab_size=len(tokenizer))
     torch.manual_seed(0)
     folder = tempfile.mkdtemp(prefix="smollm2-shaped-")
     O1Embedder(LlamaForCausalLM(config), tokenizer).save_pretrained(folder)

@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 import torch
-from _common import report
+from _common import report, smollm2_config
 from bench_serving import Server
 
 from o1embedder.model import O1Embedder
@@ -44,16 +44,14 @@ def queries(n: int, offset: int = 0) -> list[str]:
 
 
 def build(shape: str, folder: Path) -> Path:
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+    from transformers import AutoModelForCausalLM, Qwen2Config
 
     from o1embedder.toy import train_tokenizer
 
     if shape == "smollm2":
         tokenizer = train_tokenizer(vocab_size=4000, with_special_tokens=True, family="llama")
-        config = LlamaConfig(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
-                             num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                             bos_token_id=tokenizer.bos_token_id)
+        config = smollm2_config(pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                                bos_token_id=tokenizer.bos_token_id)
     else:
         tokenizer = train_tokenizer(vocab_size=1200, with_special_tokens=True, family="qwen2")
         config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=128, intermediate_size=256, num_hidden_layers=4,

@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--batch-size must be >= 1")
     dataset = load_beir(args.data, args.split, strict=args.strict)
     build = {} if parse_backend(args.retriever)[0] == "bm25" else {"batch_size": args.batch_size}
+    think, margin = think_mode(args)
     retriever = corpus_retriever(args.retriever, dataset.corpus, index_dir=args.index, device=args.device,
-                                 dtype=args.dtype, think=think_mode(args)[0], auto_margin=think_mode(args)[1],
+                                 dtype=args.dtype, think=think, auto_margin=margin,
                                  think_options=generation_overrides(args), cache_dir=cache_dir(args), **build)
     rows = mine_negatives(dataset, retriever, config, batch_size=args.batch_size, show_progress=progress(args))
     count = write_jsonl(args.out, (row.to_dict() for row in rows))

@@ -73,7 +73,7 @@ def _retriever(model: str, dataset: BeirDataset, config: EvalConfig, thinks: boo
     if parse_backend(model)[0] == "bm25":
         build = {}
     retriever = corpus_retriever(model, dataset.corpus, index_dir=config.index_dir, device=config.device,
-                                 dtype=config.dtype, think=config.think if thinks and config.think == AUTO else thinks,
+                                 dtype=config.dtype, think=AUTO if thinks and config.think == AUTO else thinks,
                                  think_options=config.think_options, auto_margin=config.auto_margin,
                                  cache_dir=config.cache_dir, **build)
     return retriever, time.perf_counter() - start

@@ -15,8 +15,8 @@ of 30 layers. :class:`StaticDecoder` keeps what the arithmetic needs:
 
 Greedy thoughts and vectors equal the generic path's (tests/test_fastdecode.py). Supported: decoders
 laid out as Llama's (``llama``, ``mistral`` without a sliding window shorter than the sequence, ``qwen2``,
-``qwen3``); anything else uses the generic path, and so does a model whose modules carry hooks (for
-example a PEFT adapter still unmerged works: its LoRA layers are the projections' own ``forward``).
+``qwen3``); anything else uses the generic path. An unmerged PEFT adapter works: its LoRA layers are
+the projections' own ``forward``.
 """
 
 from __future__ import annotations

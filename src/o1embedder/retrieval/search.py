@@ -67,8 +67,10 @@ class DenseRetriever:
             found = self.index.search(enc.vectors, k, show_progress=show_progress)
             for i, h, t in zip(unsure, found, enc.thoughts, strict=True):
                 results[i] = SearchResult(queries[i], h, t)
-        self.last_auto = {"margin": margin, "thought": len(unsure), "queries": len(queries),
-                          "thinking": [i in set(unsure) for i in range(len(queries))]}
+        thinking = [False] * len(queries)
+        for i in unsure:
+            thinking[i] = True
+        self.last_auto = {"margin": margin, "thought": len(unsure), "queries": len(queries), "thinking": thinking}
         return results
 
 
