@@ -213,3 +213,32 @@ def test_cli_bad_input_exits_2_with_one_line(tiny_qwen_path: Path, tmp_path: Pat
     assert proc.returncode == 2
     assert "bad.jsonl" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "out" / "final").exists()
+
+
+def test_torchrun_two_ranks_match_one_process(tiny_qwen_path: Path, tmp_path: Path) -> None:
+    """Under torchrun (2 ranks, gloo) a step equals one process's step on all the rows: the rollouts,
+    rewards (every rank's documents are candidates), advantages, the global loss terms and the
+    averaged gradients, full fine-tuning and LoRA, in float64."""
+    import os
+
+    from rl_equivalence import one_step, rl_config
+
+    data = write_rows(tmp_path / "rows.jsonl", simple_rows(8, 3, thought_every=2))
+    script = Path(__file__).parent / "dist_scripts" / "rl_equivalence.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(script.parent), os.environ.get("PYTHONPATH")]))}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           "--model", str(tiny_qwen_path), "--data", str(data), "--out", str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    for mode in ("full", "lora"):
+        ref = one_step(rl_config(tiny_qwen_path, data, tmp_path / f"ref-{mode}", mode))
+        assert ref["local_reward_std"] > 0 and ref["terms"]["kl"] == 0.0          # a real policy gradient
+        assert any(float(g.abs().max()) > 0 for g in ref["grads"].values())
+        for rank in (0, 1):
+            got = torch.load(tmp_path / f"rl-{mode}-rank{rank}.pt")
+            for name, value in ref["terms"].items():
+                assert got["terms"][name] == pytest.approx(value, abs=1e-8), (mode, rank, name)
+            assert got["grads"].keys() == ref["grads"].keys()
+            worst = max(float((got["grads"][n] - g).abs().max()) for n, g in ref["grads"].items())
+            assert worst < 1e-8, (mode, rank, worst)

@@ -11,8 +11,8 @@ Our own loop rather than the Hugging Face ``Trainer``: a step needs generation b
 the Trainer's loop has no hook for (TRL's GRPOTrainer rebuilds most of that loop to get it).
 
 Under several processes (torchrun), each rank rolls out and rewards its own rows (a row's G samples
-never leave their rank, so advantages need no communication); the reward's candidate documents are
-that rank's batch; the contrastive term gathers every rank's documents, as training does; token means
+never leave their rank, so advantages need no communication); the reward's candidates and the
+contrastive term's are every rank's documents (gathered, as training does); token means
 and the contrastive mean are global (``losses.global_mean_share``), and gradients are averaged across
 ranks after the backward, so each step equals one process's step on the concatenated batch of rows.
 """
@@ -129,9 +129,11 @@ def step_inputs(parts: RLParts, step: int) -> tuple[list[str], torch.Tensor, tor
 # -- one step ------------------------------------------------------------------------------------
 def rewards_for(rollout: Rollout, d: torch.Tensor, config: RLConfig) -> torch.Tensor:
     """Rewards of the rollout's thoughts from their one-pass vectors [B*G] (length penalty included)."""
-    rewards = objective.retrieval_reward(rollout.vectors.to(d.device), d.detach(),
+    docs = distributed.all_gather_no_grad(d.detach())          # every rank's documents are candidates
+    rewards = objective.retrieval_reward(rollout.vectors.to(d.device), docs,
                                          group_size=config.group_size, samples=config.samples,
-                                         temperature=config.temperature, kind=config.reward)
+                                         temperature=config.temperature, kind=config.reward,
+                                         offset=distributed.rank_offset(d))
     if config.length_penalty:
         rewards = rewards - config.length_penalty * rollout.lengths.to(d.device) / config.max_new_tokens
     return rewards

@@ -7,7 +7,7 @@ Maths (defaults in :class:`o1embedder.rl.config.RLConfig`):
 
 - reward ``r_s`` of sample ``s`` (row ``i``): how well the sample's query vector ``q_s`` (query + that
   thought, read at ``<emb>``) retrieves row ``i``'s positive among the candidate documents ``C`` (the
-  row's positive and hard negatives, and every other document of the batch):
+  row's positive and hard negatives, and every other document of the batch, on every rank):
   ``logprob``: ``log softmax_{c in C}(q_s . d_c / tau)[pos(i)]`` (the InfoNCE term of the training
   temperature ``tau``, so RL maximises what contrastive training minimises, per thought); or
   ``rr``: ``1 / rank of pos(i)`` (bounded in (0, 1], blind to margins). Minus
@@ -38,7 +38,9 @@ REWARDS = ("logprob", "rr")
 
 def candidate_scores(q: torch.Tensor, d: torch.Tensor, temperature: float) -> torch.Tensor:
     """Similarities of each sample to every candidate document: [S, H] x [D, H] -> [S, D] float32."""
-    return losses.at_least_fp32(q) @ losses.at_least_fp32(d).T / temperature
+    q, d = losses.at_least_fp32(q), losses.at_least_fp32(d)
+    common = torch.promote_types(q.dtype, d.dtype)
+    return q.to(common) @ d.to(common).T / temperature
 
 
 def positive_index(rows: int, group_size: int, samples: int, device: torch.device | None = None) -> torch.Tensor:
@@ -47,19 +49,22 @@ def positive_index(rows: int, group_size: int, samples: int, device: torch.devic
 
 
 def retrieval_reward(q: torch.Tensor, d: torch.Tensor, *, group_size: int, samples: int,
-                     temperature: float, kind: str = "logprob") -> torch.Tensor:
-    """The reward of each sampled thought (see the module doc): [B*G, H], [B*group, H] -> [B*G].
+                     temperature: float, kind: str = "logprob", offset: int = 0) -> torch.Tensor:
+    """The reward of each sampled thought (see the module doc): [B*G, H], [D, H] -> [B*G].
 
     ``q`` and ``d`` are L2-normalised; ``d`` holds row ``i``'s group (positive first) at rows
-    ``i*group_size ..``; every document of ``d`` is a candidate for every sample.
+    ``offset + i*group_size ..``; every document of ``d`` is a candidate for every sample (under
+    several processes ``d`` is every rank's documents and ``offset`` where this rank's start).
     """
     if kind not in REWARDS:
         raise ValueError(f"unknown reward {kind!r}; choose from {REWARDS}")
-    rows = d.shape[0] // group_size
-    if q.shape[0] != rows * samples:
-        raise ValueError(f"{q.shape[0]} query vectors for {rows} rows x {samples} samples")
+    if q.shape[0] % samples:
+        raise ValueError(f"{q.shape[0]} query vectors is not a whole number of rows x {samples} samples")
+    rows = q.shape[0] // samples
+    if offset < 0 or offset + rows * group_size > d.shape[0]:
+        raise ValueError(f"{rows} rows x {group_size} documents from {offset} do not fit {d.shape[0]} documents")
     scores = candidate_scores(q, d, temperature)                                   # [S, D]
-    pos = positive_index(rows, group_size, samples, q.device)                      # [S]
+    pos = offset + positive_index(rows, group_size, samples, q.device)             # [S]
     if kind == "logprob":
         return torch.log_softmax(scores, dim=-1).gather(1, pos[:, None]).squeeze(1)
     positive = scores.gather(1, pos[:, None])                                      # [S, 1]
