@@ -48,6 +48,51 @@ def test_static_path_in_bf16_matches_generic_in_bf16(tiny_llama_path) -> None:
     assert cos.min() > 0.9999, cos
 
 
+@pytest.mark.parametrize("family", ["qwen2", "llama"])
+def test_fast_attention_kernel_changes_only_rounding(family: str, tiny_qwen: O1Embedder,
+                                                     tiny_llama: O1Embedder) -> None:
+    """decode="fast" packs the query heads for every step (another SDPA kernel): in float32 the same
+    thoughts and vectors to 1e-5, sampled and greedy."""
+    model = tiny_qwen if family == "qwen2" else tiny_llama
+    generic, _ = _both(model, n_thoughts=3, temperature=0.7, max_new_tokens=12, seed=4)
+    model.decode = "fast"
+    try:
+        fast = model.think(QUERIES, n_thoughts=3, temperature=0.7, max_new_tokens=12, seed=4)
+        greedy = model.think(QUERIES, n_thoughts=1, temperature=0.0, max_new_tokens=12)
+    finally:
+        model.decode = "auto"
+    assert fast.ids == generic.ids
+    assert np.allclose(fast.vectors, generic.vectors, atol=1e-5)
+    assert greedy.ids == model.think(QUERIES, n_thoughts=1, temperature=0.0, max_new_tokens=12).ids
+    assert hasattr(model._decoder().layers[0].self_attn.q_proj, "_o1emb_fused")   # q, k, v as one product
+
+
+def test_fast_decode_follows_weight_updates(tiny_llama_path) -> None:
+    """The fused q/k/v and gate/up copies are rebuilt after an in-place update (an optimizer step)."""
+    model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="float32")
+    model.decode = "fast"
+    model.think(QUERIES[:2], n_thoughts=1, temperature=0.0, max_new_tokens=4)      # builds the fused copies
+    with torch.no_grad():
+        for layer in model._decoder().layers:
+            layer.self_attn.v_proj.weight.mul_(3.0)
+            layer.mlp.up_proj.weight.add_(0.05)
+    fast = model.think(QUERIES, n_thoughts=1, temperature=0.0, max_new_tokens=8)
+    model.decode = "generic"
+    generic = model.think(QUERIES, n_thoughts=1, temperature=0.0, max_new_tokens=8)
+    assert fast.ids == generic.ids
+    assert np.allclose(fast.vectors, generic.vectors, atol=1e-5)
+
+
+def test_fast_decode_in_bf16_stays_close(tiny_llama_path) -> None:
+    model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
+    model.decode = "fast"
+    fast = model.think(QUERIES, n_thoughts=1, temperature=0.0, max_new_tokens=1)
+    model.decode = "generic"
+    generic = model.think(QUERIES, n_thoughts=1, temperature=0.0, max_new_tokens=1)
+    assert fast.ids == generic.ids          # one step: the prefill decides it, the same in both
+    assert (fast.pooled * generic.pooled).sum(-1).min() > 0.999
+
+
 def test_qwen3_layout_with_query_and_key_norms() -> None:
     """Qwen3 normalises queries and keys per head before the rotary embedding."""
     from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -77,8 +122,10 @@ def test_unsupported_decoders_fall_back_and_static_on_them_is_an_error() -> None
     assert Thinker(lm.transformer, lm.lm_head, eos_id=1, emb_id=2, pad_id=0).static is False
     with pytest.raises(ValueError, match="not supported"):
         Thinker(lm.transformer, lm.lm_head, eos_id=1, emb_id=2, pad_id=0, decode="static")
-    with pytest.raises(ValueError, match="decode must be"):
+    with pytest.raises(ValueError, match="not supported"):
         Thinker(lm.transformer, lm.lm_head, eos_id=1, emb_id=2, pad_id=0, decode="fast")
+    with pytest.raises(ValueError, match="decode must be"):
+        Thinker(lm.transformer, lm.lm_head, eos_id=1, emb_id=2, pad_id=0, decode="turbo")
 
 
 def test_static_cache_refuses_to_overflow(tiny_qwen: O1Embedder) -> None:

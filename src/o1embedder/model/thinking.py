@@ -23,7 +23,7 @@ import torch
 from .fastdecode import StaticDecoder, unsupported_reason
 from .settings import ThinkConfig
 
-DECODE_MODES = ("auto", "static", "generic")
+DECODE_MODES = ("auto", "static", "fast", "generic")
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any,
@@ -200,17 +200,20 @@ class Thinker:
     def __init__(self, decoder: Any, lm_head: Any, *, eos_id: int, emb_id: int, pad_id: int,
                  pad_multiple: int = 1, decode: str = "auto") -> None:
         """``decode``: ``"static"`` steps through :class:`~.fastdecode.StaticDecoder` (a static KV cache,
-        the layers called directly; an error for a decoder it does not support), ``"generic"`` through
-        the decoder's own forward and a transformers cache, ``"auto"`` (default) static where supported."""
+        the layers called directly; an error for a decoder it does not support), ``"fast"`` the same with
+        the faster attention kernel (``exact=False``: rounding differs from the generic path's),
+        ``"generic"`` through the decoder's own forward and a transformers cache, ``"auto"`` (default)
+        static where supported."""
         self.decoder, self.lm_head = decoder, lm_head
         self.eos_id, self.emb_id, self.pad_id = eos_id, emb_id, pad_id
         self.pad_multiple = pad_multiple
         if decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
         reason = unsupported_reason(decoder) if decode != "generic" else "generic asked"
-        if decode == "static" and reason:
+        if decode in ("static", "fast") and reason:
             raise ValueError(f"static decoding is not supported for this decoder: {reason}")
         self.static = reason is None
+        self.exact = decode != "fast"
         # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name still works, with a warning)
         self._cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
@@ -235,7 +238,7 @@ class Thinker:
         cache, hidden = self._step(ids, mask, positions_from_mask(mask), None)       # hidden [B, H]
         extra = max(budgets, default=0) + 2
         if self.static:  # the prefill's cache copied (n times per query) into a static one
-            cache = StaticDecoder.from_cache(self.decoder, cache, repeat=n, extra=extra)
+            cache = StaticDecoder.from_cache(self.decoder, cache, repeat=n, extra=extra, exact=self.exact)
         elif n > 1:  # prefill once per query, then copy the cache for each sample
             cache.batch_repeat_interleave(n)
         if n > 1:

@@ -1,0 +1,94 @@
+"""``think="auto"`` on the real-data recipe, offline: the share of queries that think against nDCG@10.
+
+    python scripts/real_adaptive.py --out o1emb-real [--split test] [--max-loss 0.005]
+
+Needs a finished ``o1emb real`` folder. For every O1 model of it (``o1-paper``, ``o1-informed``, and
+``o1-rl-*`` when the RL stage ran) and each dataset, the queries are embedded without thinking and
+searched in the model's own index, which gives each query's top-2 score margin, the policy's signal
+(docs/retrieval.md). With the per-query nDCG@10 of the no-think and the k=3 thinking runs that the recipe
+saved, the curve is exact: at margin m, the queries below m take their thinking score, the others their
+no-thinking score. Reported per (model, dataset): always / never thinking, the default margin (0.05),
+and the fewest thinking queries within ``--max-loss`` of always thinking (chosen on these same queries,
+an oracle bound, since the recipe's test split is all there is), and the best point of the curve.
+Writes ``OUT/adaptive.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Any
+
+import numpy as np
+
+from o1embedder.formats import write_json
+from o1embedder.real import data, evaluate
+from o1embedder.real.config import DATASETS, RealConfig
+from o1embedder.retrieval import load_index
+from o1embedder.retrieval.adaptive import DEFAULT_MARGIN, top_margin
+
+
+def margins(config: RealConfig, name: str, qs: data.QuerySet) -> dict[str, float]:
+    """Each query's no-thinking top-2 margin in the model's own index (its own id skipped, as scored)."""
+    from o1embedder.model import O1Embedder
+
+    model = O1Embedder.from_pretrained(config.root / "models" / name / "final")
+    vectors = model.encode_queries(list(qs.queries.values()), think=False, show_progress_bar=False)
+    hits = load_index(config.root / "indexes" / qs.dataset / name).search(np.asarray(vectors, np.float32), 3)
+    return {q: top_margin([s for d, s in found if d != q][:2]) for q, found in zip(qs.queries, hits, strict=True)}
+
+
+def curve(gap: dict[str, float], think: dict[str, float], plain: dict[str, float],
+          judged: list[str]) -> list[dict[str, Any]]:
+    cuts = sorted({0.0, *(g + 1e-12 for g in gap.values() if math.isfinite(g)), math.inf})
+    out = []
+    for m in cuts:
+        thinks = [q for q in judged if gap.get(q, math.inf) < m]
+        chosen = set(thinks)
+        score = sum((think if q in chosen else plain).get(q, 0.0) for q in judged) / len(judged)
+        out.append({"margin": m, "thought_fraction": len(thinks) / len(judged), "ndcg@10": score})
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="o1emb-real")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--max-loss", type=float, default=0.005)
+    args = parser.parse_args()
+    config = RealConfig(out=args.out)
+    names = sorted(p.name for p in (config.root / "models").iterdir() if p.name.startswith("o1-"))
+    report: dict[str, Any] = {"split": args.split, "max_loss": args.max_loss, "rows": []}
+    for dataset in DATASETS:
+        corpus = data.corpus(config, dataset)
+        qs = data.query_set(config, dataset, args.split, corpus)
+        judged = list(qs.qrels)
+        for name in names:
+            prefix = "o1-rl" if name.startswith("o1-rl-") else "o1"
+            expert = name.removeprefix(prefix + "-")
+            found = {k: evaluate.cached(config, qs, f"{prefix}-{k}", expert) for k in ("no-think", "think-k3")}
+            if None in found.values():
+                print(f"skip {name} {dataset}: its no-think / think-k3 results are not there")
+                continue
+            points = curve(margins(config, name, qs), found["think-k3"].per_query, found["no-think"].per_query,
+                           judged)
+            always, never = points[-1], points[0]
+            default = max((p for p in points if p["margin"] <= DEFAULT_MARGIN), key=lambda p: p["margin"])
+            within = min((p for p in points if p["ndcg@10"] >= always["ndcg@10"] - args.max_loss - 1e-12),
+                         key=lambda p: (p["thought_fraction"], p["margin"]))
+            best = max(points, key=lambda p: (p["ndcg@10"], -p["thought_fraction"]))
+            row = {"model": name, "dataset": dataset, "queries": len(judged),
+                   "always": always["ndcg@10"], "never": never["ndcg@10"],
+                   "default_margin": DEFAULT_MARGIN, "default": default,
+                   f"within_{args.max_loss}": within, "best": best}
+            report["rows"].append(row)
+            print(f"{name:14s} {dataset:9s} always {always['ndcg@10']:.4f} never {never['ndcg@10']:.4f} | "
+                  f"margin {DEFAULT_MARGIN}: {default['thought_fraction']:.1%} think, {default['ndcg@10']:.4f} | "
+                  f"fewest within {args.max_loss}: {within['thought_fraction']:.1%}, {within['ndcg@10']:.4f} | "
+                  f"best {best['ndcg@10']:.4f} at {best['thought_fraction']:.1%}", flush=True)
+            report.setdefault("curves", {})[f"{name}/{dataset}"] = points
+    write_json(config.root / "adaptive.json", report)
+
+
+if __name__ == "__main__":
+    main()
