@@ -10,8 +10,8 @@ key-value heads, MLP 1536, vocabulary 49,152, tied embeddings), in ``--dtype``, 
 - ``decode_step_ms``: the library's loop (``Thinker``, static decode: model/fastdecode.py), per step:
   (time with N new tokens - time with 0) / N, so the prefill and the ``<emb>`` step cancel out;
 - ``fast_step_ms``: ``decode="fast"``: the static loop with the query heads packed for every step (the
-  faster SDPA kernel here) and q/k/v and gate/up each as one product; rounding differs from the generic
-  path's, so ``fast_greedy_equal`` and ``fast_min_cosine`` say how far;
+  faster SDPA kernel here); its rounding differs from the generic path's, so ``fast_greedy_equal`` and
+  ``fast_min_cosine`` say how far;
 - ``generic_step_ms``: the same loop through the decoder's own forward and a transformers cache (the
   path every architecture takes, and what Llama-family models used before the static path);
 - ``hf_generate_step_ms``: ``model.generate`` (greedy, ``min_new_tokens`` = N), per step, the same way;

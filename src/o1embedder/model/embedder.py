@@ -142,7 +142,7 @@ class O1Embedder:
         """How thoughts are decoded: ``"auto"`` (a static KV cache and direct layer calls for Llama-family
         decoders, :mod:`~o1embedder.model.fastdecode`), ``"static"`` or ``"generic"`` (the decoder's own
         forward; every architecture): the same thoughts and vectors either way. ``"fast"``: static with a
-        faster attention kernel whose rounding differs (vectors to cosine ~0.9997 in bf16)."""
+        faster attention call whose rounding differs (vectors to cosine ~0.9997 in bf16)."""
 
     # -- loading / saving ---------------------------------------------------------------------
     @classmethod

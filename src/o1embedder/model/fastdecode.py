@@ -16,9 +16,9 @@ of 30 layers. :class:`StaticDecoder` keeps what the arithmetic needs:
 
 Greedy thoughts and vectors equal the generic path's (tests/test_fastdecode.py). ``exact=False``
 (``O1Embedder.decode = "fast"``) packs the query heads for every one-token step: at the SmolLM2 shape
-in bf16 on CPU that kernel is about 2.6x faster than the ``enable_gqa`` one, and it accumulates in
-float32, so its vectors differ from the generic path's by rounding (cosine ~0.9997 at random weights,
-where near-flat logits can flip a greedy token; docs/benchmarks.md, "Decode loop"). Supported: decoders
+in bf16 on CPU the same flash kernel then takes about 2.6x less time than with ``enable_gqa``, but it
+blocks the sums differently, so vectors differ from the generic path's by rounding (cosine ~0.9997 at
+random weights, where near-flat logits can flip a greedy token; docs/benchmarks.md, "Decode loop"). Supported: decoders
 laid out as Llama's (``llama``, ``mistral`` without a sliding window shorter than the sequence, ``qwen2``,
 ``qwen3``); anything else uses the generic path. An unmerged PEFT adapter works: its LoRA layers are
 the projections' own ``forward``.
@@ -67,27 +67,6 @@ def _layer_kv(cache: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
     return cache.key_cache[i], cache.value_cache[i]  # pragma: no cover - transformers < 4.56
 
 
-def _fused_linear(parts: list[Any]) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-    """One weight (and bias) for several plain ``nn.Linear`` sharing an input: [sum out, in].
-
-    Kept on the first module (so it lives as long as the model) and rebuilt when any weight changes
-    (its version counter moves, as an optimizer step's in-place update does). It costs a copy of
-    those weights. ``None`` when a part is not a plain ``nn.Linear`` (a PEFT LoRA layer, a quantised
-    one): those keep their own forwards.
-    """
-    if not all(type(m) is torch.nn.Linear for m in parts) or len({m.bias is None for m in parts}) > 1:
-        return None
-    stamp = tuple((id(m.weight), m.weight._version, m.weight.dtype, m.weight.device) for m in parts)
-    found = getattr(parts[0], "_o1emb_fused", None)
-    if found is None or found[0] != stamp:
-        with torch.no_grad():
-            weight = torch.cat([m.weight for m in parts])
-            bias = None if parts[0].bias is None else torch.cat([m.bias for m in parts])
-        found = (stamp, weight, bias)
-        object.__setattr__(parts[0], "_o1emb_fused", found)
-    return found[1], found[2]
-
-
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -112,8 +91,6 @@ class StaticDecoder:
         self.groups = self.heads // self.kv_heads
         self.head_dim = keys[0].shape[-1]
         self.scaling = getattr(attn, "scaling", self.head_dim ** -0.5)
-        kv_width = self.kv_heads * self.head_dim
-        self._qkv_sizes = (self.heads * self.head_dim, kv_width, kv_width)
 
     @classmethod
     def from_cache(cls, decoder: Any, cache: Any, *, repeat: int, extra: int, exact: bool = True) -> StaticDecoder:
@@ -121,7 +98,7 @@ class StaticDecoder:
 
         ``exact``: attention called as transformers calls it (the generic path's rounding, so greedy
         thoughts are the same); ``False``: one-token steps always pack the query heads per key/value
-        head, the faster kernel here, whose float32-accumulated rounding differs slightly.
+        head, faster here, with slightly different rounding.
         """
         keys, values = [], []
         length = 0
@@ -155,14 +132,6 @@ class StaticDecoder:
         out = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling)
         return out.transpose(1, 2).reshape(batch, width, self.heads * dim)
 
-    def _mlp(self, mlp: Any, h: torch.Tensor) -> torch.Tensor:
-        """The layer's MLP; in fast mode gate and up as one product when both are plain linears."""
-        fused = None if self.exact or not hasattr(mlp, "gate_proj") else _fused_linear([mlp.gate_proj, mlp.up_proj])
-        if fused is None:
-            return mlp(h)
-        gate, up = torch.nn.functional.linear(h, *fused).chunk(2, dim=-1)
-        return mlp.down_proj(mlp.act_fn(gate) * up)
-
     def step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         """Feed ``ids`` [B, T] at positions ``pos`` [B, T]; ``mask`` [B, length+T] marks valid columns.
 
@@ -186,12 +155,7 @@ class StaticDecoder:
         for i, layer in enumerate(dec.layers):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
-            qkv = None if self.exact else _fused_linear([attn.q_proj, attn.k_proj, attn.v_proj])
-            if qkv is not None:   # one product for q, k and v
-                q, k, v = torch.nn.functional.linear(h, *qkv).split(self._qkv_sizes, dim=-1)
-                q, k, v = q.reshape(split), k.reshape(split), v.reshape(split)
-            else:
-                q, k, v = attn.q_proj(h).view(split), attn.k_proj(h).view(split), attn.v_proj(h).view(split)
+            q, k, v = attn.q_proj(h).view(split), attn.k_proj(h).view(split), attn.v_proj(h).view(split)
             if hasattr(attn, "q_norm"):  # qwen3
                 q, k = attn.q_norm(q), attn.k_norm(k)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -201,6 +165,6 @@ class StaticDecoder:
             self.values[i][:, :, start:end] = v
             out = self._attend(q, self.keys[i][:, :, :end], self.values[i][:, :, :end], valid)
             x = x + attn.o_proj(out)
-            x = x + self._mlp(layer.mlp, layer.post_attention_layernorm(x))
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
         self.length = end
         return dec.norm(x[:, -1])
