@@ -69,6 +69,20 @@ def test_grpo_terms_equal_a_hand_computation() -> None:
     assert with_one_update["kl"].item() == 0.0
 
 
+def test_rewards_are_float32_under_bf16_autocast() -> None:
+    """bf16 autocast must not round the reward's scores: the same rewards as without autocast."""
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(6, 32), dim=-1)
+    d = torch.nn.functional.normalize(torch.randn(8, 32), dim=-1).to(torch.bfloat16)
+    kwargs = dict(group_size=4, samples=3, temperature=0.02)
+    plain = objective.retrieval_reward(q, d, **kwargs)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = objective.retrieval_reward(q, d, **kwargs)
+        contrastive = objective.sample_info_nce(q, d, **kwargs)
+    assert under.dtype == torch.float32 and torch.allclose(under, plain, atol=1e-5)
+    assert torch.isclose(contrastive, objective.sample_info_nce(q, d, **kwargs), atol=1e-5)
+
+
 def test_sample_info_nce_with_one_sample_is_the_training_info_nce() -> None:
     from o1embedder import losses
 
