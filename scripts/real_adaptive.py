@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--max-loss", type=float, default=0.005)
     args = parser.parse_args()
-    config = RealConfig(out=args.out)
+    config = RealConfig(out=args.out).validate()
     names = sorted(p.name for p in (config.root / "models").iterdir() if p.name.startswith("o1-"))
     report: dict[str, Any] = {"split": args.split, "max_loss": args.max_loss, "rows": []}
     for dataset in DATASETS:
