@@ -77,3 +77,22 @@ def test_joint_loss_mix_and_named_parts() -> None:
     assert float(parts["distill"]) == 1.0
     with pytest.raises(ValueError):
         losses.joint_loss(c, lm, lam=1.5)
+
+
+@pytest.mark.parametrize("in_batch", [True, False])
+def test_scores_stay_float32_under_bf16_autocast(in_batch: bool) -> None:
+    """Mixed-precision training runs the loss under bf16 autocast, which would round the score product
+    to bf16 (about 0.2 logit units at tau 0.02): InfoNCE and distillation must equal their float32 values."""
+    torch.manual_seed(0)
+    q = torch.nn.functional.normalize(torch.randn(4, 64), dim=-1)
+    d = torch.nn.functional.normalize(torch.randn(12, 64), dim=-1)
+    teacher = torch.randn(4, 3)
+    plain = losses.info_nce(q, d, 3, in_batch=in_batch)
+    soft = losses.distillation(q, d, teacher)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = losses.info_nce(q, d, 3, in_batch=in_batch)
+        soft_under = losses.distillation(q, d, teacher)
+    assert under.dtype == torch.float32
+    assert torch.isclose(under, plain, rtol=1e-6, atol=1e-6), (under, plain)
+    assert torch.isclose(soft_under, soft, rtol=1e-6, atol=1e-6)
+    assert losses.similarity(q.double(), d).dtype == torch.float64               # float64 is kept

@@ -28,6 +28,27 @@ def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
+def similarity(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+    """``q @ d.T`` ([n, H] x [m, H] -> [n, m]) in at least float32, with autocast off.
+
+    Under bf16 autocast the product would be rounded to bf16 whatever its inputs: about 0.2 logit
+    units once divided by the reference temperature 0.02, as coarse as the differences between a
+    positive and its hard negatives.
+    """
+    q, d = at_least_fp32(q), at_least_fp32(d)
+    common = torch.promote_types(q.dtype, d.dtype)
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        return q.to(common) @ d.to(common).T
+
+
+def group_similarity(q: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """Each query against its own group: [n, H] x [n, G, H] -> [n, G], as :func:`similarity`."""
+    q, groups = at_least_fp32(q), at_least_fp32(groups)
+    common = torch.promote_types(q.dtype, groups.dtype)
+    with torch.autocast(device_type=q.device.type, enabled=False):
+        return torch.einsum("nh,ngh->ng", q.to(common), groups.to(common))
+
+
 def global_mean_share(total: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:
     """This rank's share of a global mean: ``total * world_size / sum_r count_r`` (0, not NaN, if empty).
 
@@ -65,13 +86,13 @@ def info_nce(q: torch.Tensor, d: torch.Tensor, group_size: int, *, temperature: 
     if in_batch:
         docs = distributed.all_gather_with_grad(d) if cross_device else d         # [D_all, H]
         offset = distributed.rank_offset(d) if cross_device else 0
-        scores = q @ docs.T / temperature                                         # [n, D_all]
+        scores = similarity(q, docs) / temperature                                # [n, D_all]
         target = offset + torch.arange(n, device=q.device) * group_size           # [n]
     else:
         groups = d.view(n, group_size, -1)                                        # [n, G, H]
-        scores = torch.einsum("nh,ngh->ng", q, groups) / temperature              # [n, G]
+        scores = group_similarity(q, groups) / temperature                        # [n, G]
         target = torch.zeros(n, dtype=torch.long, device=q.device)
-    total = F.cross_entropy(at_least_fp32(scores), target, reduction="sum")
+    total = F.cross_entropy(scores, target, reduction="sum")
     return global_mean_share(total, n)
 
 
@@ -89,7 +110,7 @@ def distillation(q: torch.Tensor, d: torch.Tensor, teacher_scores: torch.Tensor 
         raise ValueError("distillation needs teacher scores (pos_scores/neg_scores in every training row)")
     n = q.shape[0]
     groups = d.view(n, -1, d.shape[-1])                                           # [n, G, H]
-    student = at_least_fp32(torch.einsum("nh,ngh->ng", q, groups)) / temperature         # [n, G]
+    student = group_similarity(q, groups) / temperature                          # [n, G]
     target = torch.softmax(teacher_scores.to(student.dtype) / teacher_temperature, dim=-1)  # [n, G]
     total = -(target * torch.log_softmax(student, dim=-1)).sum()
     return global_mean_share(total, n)

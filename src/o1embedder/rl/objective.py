@@ -37,16 +37,10 @@ REWARDS = ("logprob", "rr")
 
 
 def candidate_scores(q: torch.Tensor, d: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Similarities of each sample to every candidate document: [S, H] x [D, H] -> [S, D] float32.
-
-    Computed with autocast off: under bf16 autocast the product would round to bf16 (about 0.2 logit
-    units at ``tau`` 0.02), coarse enough to tie a row's samples and to blur the reward differences
-    that GRPO's advantages are made of.
-    """
-    q, d = losses.at_least_fp32(q), losses.at_least_fp32(d)
-    common = torch.promote_types(q.dtype, d.dtype)
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        return q.to(common) @ d.to(common).T / temperature
+    """Similarities of each sample to every candidate document: [S, H] x [D, H] -> [S, D], in at least
+    float32 with autocast off (:func:`o1embedder.losses.similarity`): rounded to bf16 they would tie
+    a row's samples and blur the reward differences that GRPO's advantages are made of."""
+    return losses.similarity(q, d) / temperature
 
 
 def positive_index(rows: int, group_size: int, samples: int, device: torch.device | None = None) -> torch.Tensor:
