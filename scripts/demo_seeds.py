@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from o1embedder.evaluation.adaptive import point_at
+
 
 def run_demo(out: Path, seed: int, *flags: str) -> dict[str, Any]:
     report = out / "report.json"
@@ -30,11 +32,6 @@ def run_demo(out: Path, seed: int, *flags: str) -> dict[str, Any]:
         print("+", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True)
     return json.loads(report.read_text())
-
-
-def at_margin(curve: list[dict[str, Any]], margin: float) -> dict[str, Any]:
-    """The curve's point for ``margin``: the queries whose no-thinking gap is below it think."""
-    return max((p for p in curve if p["margin"] <= margin), key=lambda p: p["margin"])
 
 
 def systems(report: dict[str, Any]) -> dict[str, float]:
@@ -55,7 +52,7 @@ def main() -> None:
     candidates = sorted({p["margin"] for s in args.seeds for p in validation[s]["adaptive"]["curve"]})
     best = None
     for m in candidates:
-        points = [at_margin(validation[s]["adaptive"]["curve"], m) for s in args.seeds]
+        points = [point_at(validation[s]["adaptive"]["curve"], m) for s in args.seeds]
         full = [max(validation[s]["adaptive"]["curve"], key=lambda p: p["margin"]) for s in args.seeds]
         if all(p["ndcg@10"] >= f["ndcg@10"] - args.max_loss - 1e-12 for p, f in zip(points, full, strict=True)):
             share = sum(p["thought_fraction"] for p in points) / len(points)
@@ -68,7 +65,7 @@ def main() -> None:
     for s in args.seeds:
         r, ndcg = test[s], systems(test[s])
         curve = r["adaptive"]["curve"]
-        full, auto = max(curve, key=lambda p: p["margin"]), at_margin(curve, margin)
+        full, auto = max(curve, key=lambda p: p["margin"]), point_at(curve, margin)
         rows.append({
             "seed": s,
             "sft_think": ndcg["o1-think"], "sft_no_think": ndcg["o1-no-think"],

@@ -16,11 +16,11 @@ Writes ``OUT/adaptive.json``.
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
 import numpy as np
 
+from o1embedder.evaluation.adaptive import cheapest_within, curve_from_scores, point_at
 from o1embedder.formats import write_json
 from o1embedder.real import data, evaluate
 from o1embedder.real.config import DATASETS, RealConfig
@@ -36,18 +36,6 @@ def margins(config: RealConfig, name: str, qs: data.QuerySet) -> dict[str, float
     vectors = model.encode_queries(list(qs.queries.values()), think=False, show_progress_bar=False)
     hits = load_index(config.root / "indexes" / qs.dataset / name).search(np.asarray(vectors, np.float32), 3)
     return {q: top_margin([s for d, s in found if d != q][:2]) for q, found in zip(qs.queries, hits, strict=True)}
-
-
-def curve(gap: dict[str, float], think: dict[str, float], plain: dict[str, float],
-          judged: list[str]) -> list[dict[str, Any]]:
-    cuts = sorted({0.0, *(g + 1e-12 for g in gap.values() if math.isfinite(g)), math.inf})
-    out = []
-    for m in cuts:
-        thinks = [q for q in judged if gap.get(q, math.inf) < m]
-        chosen = set(thinks)
-        score = sum((think if q in chosen else plain).get(q, 0.0) for q in judged) / len(judged)
-        out.append({"margin": m, "thought_fraction": len(thinks) / len(judged), "ndcg@10": score})
-    return out
 
 
 def main() -> None:
@@ -70,12 +58,11 @@ def main() -> None:
             if None in found.values():
                 print(f"skip {name} {dataset}: its no-think / think-k3 results are not there")
                 continue
-            points = curve(margins(config, name, qs), found["think-k3"].per_query, found["no-think"].per_query,
-                           judged)
+            points = curve_from_scores(margins(config, name, qs), found["think-k3"].per_query,
+                                       found["no-think"].per_query, judged)
             always, never = points[-1], points[0]
-            default = max((p for p in points if p["margin"] <= DEFAULT_MARGIN), key=lambda p: p["margin"])
-            within = min((p for p in points if p["ndcg@10"] >= always["ndcg@10"] - args.max_loss - 1e-12),
-                         key=lambda p: (p["thought_fraction"], p["margin"]))
+            default = point_at(points, DEFAULT_MARGIN)
+            within = cheapest_within(points, args.max_loss)
             best = max(points, key=lambda p: (p["ndcg@10"], -p["thought_fraction"]))
             row = {"model": name, "dataset": dataset, "queries": len(judged),
                    "always": always["ndcg@10"], "never": never["ndcg@10"],

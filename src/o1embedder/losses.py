@@ -28,6 +28,15 @@ def at_least_fp32(x: torch.Tensor) -> torch.Tensor:
     return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
+def _full_precision(op: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], a: torch.Tensor,
+                    b: torch.Tensor) -> torch.Tensor:
+    """``op(a, b)`` on both upcast to at least float32 (a common dtype), with autocast off."""
+    a, b = at_least_fp32(a), at_least_fp32(b)
+    common = torch.promote_types(a.dtype, b.dtype)
+    with torch.autocast(device_type=a.device.type, enabled=False):
+        return op(a.to(common), b.to(common))
+
+
 def similarity(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     """``q @ d.T`` ([n, H] x [m, H] -> [n, m]) in at least float32, with autocast off.
 
@@ -35,18 +44,12 @@ def similarity(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
     units once divided by the reference temperature 0.02, as coarse as the differences between a
     positive and its hard negatives.
     """
-    q, d = at_least_fp32(q), at_least_fp32(d)
-    common = torch.promote_types(q.dtype, d.dtype)
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        return q.to(common) @ d.to(common).T
+    return _full_precision(lambda a, b: a @ b.T, q, d)
 
 
 def group_similarity(q: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
     """Each query against its own group: [n, H] x [n, G, H] -> [n, G], as :func:`similarity`."""
-    q, groups = at_least_fp32(q), at_least_fp32(groups)
-    common = torch.promote_types(q.dtype, groups.dtype)
-    with torch.autocast(device_type=q.device.type, enabled=False):
-        return torch.einsum("nh,ngh->ng", q.to(common), groups.to(common))
+    return _full_precision(lambda a, b: torch.einsum("nh,ngh->ng", a, b), q, groups)
 
 
 def global_mean_share(total: torch.Tensor, count: int | torch.Tensor) -> torch.Tensor:

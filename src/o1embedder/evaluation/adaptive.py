@@ -33,17 +33,32 @@ def tradeoff_curve(qrels: Mapping[str, Mapping[str, int]], think_run: Mapping[st
     per_think = evaluate_run(qrels, dict(think_run), (k,)).per_query
     per_plain = evaluate_run(qrels, dict(no_think_run), (k,)).per_query
     gap = {q: top_margin(list(no_think_run.get(q, {}).values())) for q in judged}
+    return curve_from_scores(gap, {q: v.get(metric, 0.0) for q, v in per_think.items()},
+                             {q: v.get(metric, 0.0) for q, v in per_plain.items()}, judged,
+                             metric=metric, margins=margins)
+
+
+def curve_from_scores(gap: Mapping[str, float], think: Mapping[str, float], plain: Mapping[str, float],
+                      judged: Sequence[str], *, metric: str = "ndcg@10",
+                      margins: Sequence[float] | None = None) -> list[dict[str, Any]]:
+    """The curve from per-query numbers: each judged query's no-thinking top-2 ``gap`` and its
+    ``metric`` thinking and not (missing: 0); the points of :func:`tradeoff_curve`."""
     if margins is None:
         just_above = {g + 1e-12 for g in gap.values() if math.isfinite(g)}
         unsure_forever = any(math.isinf(g) for g in gap.values())   # a query with fewer than two hits
         margins = sorted({0.0, *just_above, *([math.inf] if unsure_forever else [])})
     points = []
     for m in sorted(margins):
-        thinks = {q for q in judged if gap[q] < m}
-        total = sum((per_think if q in thinks else per_plain).get(q, {}).get(metric, 0.0) for q in judged)
+        thinks = {q for q in judged if gap.get(q, math.inf) < m}
+        total = sum((think if q in thinks else plain).get(q, 0.0) for q in judged)
         points.append({"margin": m, "thought": len(thinks), "thought_fraction": len(thinks) / len(judged),
                        metric: total / len(judged)})
     return points
+
+
+def point_at(points: Sequence[Mapping[str, Any]], margin: float) -> dict[str, Any]:
+    """The curve's point for ``margin``: the largest margin of the curve not above it."""
+    return dict(max((p for p in points if p["margin"] <= margin), key=lambda p: p["margin"]))
 
 
 def cheapest_within(points: Sequence[Mapping[str, Any]], max_loss: float, *,
