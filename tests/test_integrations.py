@@ -147,3 +147,23 @@ def test_mteb_encoder_queries_think_documents_never(tiny_qwen_path: Path) -> Non
     np.testing.assert_allclose(untyped, as_doc, atol=1e-6)
     with pytest.raises(TypeError, match="unknown options"):
         O1MTEBEncoder(base, colour="red")
+
+
+def test_mteb_revision_keys_the_thinking_settings(tiny_qwen) -> None:
+    """MTEB caches results by name and revision: runs with other thinking settings must not share them."""
+    pytest.importorskip("mteb")
+    from o1embedder.integrations.mteb import O1MTEBEncoder
+
+    def revision(**options) -> str:
+        return O1MTEBEncoder(tiny_qwen, **options).mteb_model_meta.revision
+
+    base = revision(n_thoughts=2, seed=4)
+    assert base == revision(n_thoughts=2, seed=4) and base.startswith(tiny_qwen.fingerprint())
+    defaults = tiny_qwen.settings.think
+    assert revision() == revision(n_thoughts=defaults.n_thoughts, temperature=defaults.temperature)  # effective
+    others = [revision(n_thoughts=3, seed=4), revision(n_thoughts=2, seed=5), revision(n_thoughts=2, seed=4,
+              temperature=0.5), revision(n_thoughts=2, seed=4, top_p=0.5), revision(n_thoughts=2, seed=4,
+              max_new_tokens=7), revision(think=False)]
+    assert len({base, *others}) == len(others) + 1
+    assert revision(think=False) == revision(think=False, n_thoughts=5)     # settings unused without thinking
+    assert revision(revision="pinned") == "pinned"

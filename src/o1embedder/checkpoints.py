@@ -99,6 +99,36 @@ def dtype_name(dtype: Any) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+# -- safetensors only -----------------------------------------------------------------------------
+
+PICKLED_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+"""Weight files that are Python pickles: loading one can run code, so o1embedder never does."""
+
+
+def require_safetensors(folder: str | os.PathLike[str], *, subfolders: bool = False) -> None:
+    """Refuse a local model folder whose weights are not safetensors (:class:`ModelError`, one line).
+
+    Every loader calls this before transformers or sentence-transformers sees the folder: both
+    would otherwise fall back to ``pytorch_model.bin`` (a pickle) when no ``*.safetensors`` is
+    there. ``subfolders``: also check the module folders one level down (sentence-transformers keeps
+    e.g. a ``2_Dense/`` layer's weights there); a folder with pickled weights and no safetensors
+    anywhere is refused. A pickled file beside safetensors (``training_args.bin``) is left alone.
+    """
+    root = Path(folder).expanduser()
+    places = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if subfolders else [])
+    found = False
+    for place in places:
+        names = sorted(p.name for p in place.iterdir() if p.is_file())
+        safe = any(n.endswith(".safetensors") for n in names)
+        pickled = [n for n in names if n.lower().endswith(PICKLED_SUFFIXES)]
+        if pickled and not safe:
+            raise ModelError(f"{place}: only pickled weights ({', '.join(pickled[:3])}) here; o1embedder loads "
+                             "safetensors only (re-save with save_pretrained(safe_serialization=True))")
+        found = found or safe
+    if not found:
+        raise ModelError(f"{root}: no *.safetensors weights found (o1embedder loads safetensors only)")
+
+
 # -- GGUF -----------------------------------------------------------------------------------------
 
 def is_gguf(path: str | os.PathLike[str]) -> bool:
@@ -238,6 +268,7 @@ def convert(src: str | os.PathLike[str], out: str | os.PathLike[str], *, dtype: 
     if is_gguf(src):
         model, tokenizer = load_gguf(src, dtype=torch_dtype)
     elif src.is_dir():
+        require_safetensors(src)
         try:
             tokenizer = AutoTokenizer.from_pretrained(src, trust_remote_code=trust_remote_code)
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, use_safetensors=True,

@@ -24,6 +24,11 @@ def _env_rank() -> int:
     return 0
 
 
+def progress_enabled(show: bool) -> bool:
+    """``show``, except on ranks other than 0 of a launched job: one job shows one progress bar."""
+    return bool(show) and _env_rank() == 0
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at the time of each record (not the one at set-up).
 
@@ -53,6 +58,8 @@ def setup_logging(level: int | str = logging.INFO, *, all_ranks: bool = False) -
     rank = _env_rank()
     if rank != 0 and not all_ranks:
         level = max(int(level), logging.WARNING)
+        # the Hugging Face libraries' own bars (loading weights, writing shards): rank 0's only
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     root.setLevel(level)
     if not any(isinstance(h, _StderrHandler) for h in root.handlers):
         handler = _StderrHandler()

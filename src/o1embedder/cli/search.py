@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(result.to_dict(), ensure_ascii=False))
             continue
-        print(f"query: {result.query}")
+        decided = (" (thought)" if result.thought else " (did not think)") if think == "auto" else ""
+        print(f"query: {result.query}{decided}")
         for i, thought in enumerate(result.thoughts, 1):
             print(f"  thought {i}: {thought}")
         for rank, (doc_id, score) in enumerate(result.hits, 1):

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import InputError
 from ..formats import BeirDataset, Run, load_beir
 from ..log import get_logger
-from ..retrieval.adaptive import AUTO
+from ..retrieval.adaptive import AUTO, check_think
 from ..retrieval.encoders import parse_backend
 from ..retrieval.search import corpus_retriever
 from .adaptive import cheapest_within, tradeoff_curve
@@ -31,8 +31,9 @@ class EvalConfig:
 
     split: str = "test"
     think: bool | str = True
-    """O1 models only: think before embedding the query (ignored for bm25 and st:); ``"auto"``: only
-    where the no-thinking top-2 margin is below ``auto_margin`` (:mod:`~o1embedder.retrieval.adaptive`)."""
+    """O1 models only: think before embedding the query (``True`` is ignored for bm25 and st:); ``"auto"``:
+    only where the no-thinking top-2 margin is below ``auto_margin`` (:mod:`~o1embedder.retrieval.adaptive`;
+    an error for bm25 and st:, which never think)."""
     auto_margin: float | None = None
     """``think="auto"``'s margin (default :data:`~o1embedder.retrieval.adaptive.DEFAULT_MARGIN`)."""
     ablation: bool = False
@@ -92,7 +93,10 @@ def evaluate_beir(model: str, data: str | Path, config: EvalConfig | None = None
     comparison rows (ablation only). Write them with :func:`~.report.write_outputs`.
     """
     config = config or EvalConfig()
+    check_think(config.think)                    # before any loading: "yes" or 1 is not a mode
     is_o1 = parse_backend(model)[0] == "o1"
+    if config.think == AUTO and not is_o1:
+        raise InputError(f'think="auto" needs an O1 model; {model} does not think')
     if config.ablation and not is_o1:
         raise InputError("the think/no-think ablation needs an O1 model (not bm25 or st:)")
     thinks = is_o1 and (config.think or config.ablation)
@@ -101,10 +105,10 @@ def evaluate_beir(model: str, data: str | Path, config: EvalConfig | None = None
     depth = max(config.k_values)
     main = retrieve(retriever, dataset.queries, depth, skip_self=config.skip_self, batch_size=config.batch_size,
                     show_progress=show_progress)
-    if thinks and config.think == AUTO:
-        auto = getattr(retriever, "last_auto", {})
-        main.stats.update({"auto_margin": auto.get("margin"), "thought": auto.get("thought"),
-                           "thought_fraction": auto.get("thought", 0) / max(len(dataset.queries), 1)})
+    if thinks and config.think == AUTO:         # counted from the results: each says whether it thought
+        thought = sum(main.thought.values())
+        main.stats.update({"auto_margin": getattr(getattr(retriever, "encoder", None), "auto_margin", None),
+                           "thought": thought, "thought_fraction": thought / max(len(dataset.queries), 1)})
     main_metrics = evaluate_run(dataset.qrels, main.run, config.k_values)
     report = _report(model, dataset, config, retriever, thinks, main, main_metrics, index_seconds)
     runs, comparison = {"main": main.run}, None

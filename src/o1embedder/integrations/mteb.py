@@ -19,7 +19,10 @@ Needs ``pip install mteb`` (not an extra of ours: it is large, and users of MTEB
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +35,8 @@ try:
 except ImportError as exc:                                          # pragma: no cover - import guard
     raise ImportError("o1embedder.integrations.mteb needs the mteb package: pip install mteb") from exc
 
-from ..model import O1Embedder
+from ..model import O1Embedder, ThinkConfig
+from ..model.settings import check_think
 
 THINK_KEYS = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed")
 
@@ -40,11 +44,14 @@ THINK_KEYS = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed")
 class O1MTEBEncoder(AbsEncoder):
     """Wrap an :class:`~o1embedder.model.O1Embedder` (or a path to one) for ``mteb.evaluate``.
 
-    ``think``: queries think before they are embedded (default) or not. ``n_thoughts``,
-    ``temperature``, ``top_p``, ``max_new_tokens``, ``seed`` override the model's own thinking
-    settings. ``name`` is how MTEB files the results (``organization/model``); by default
-    ``o1embedder/<folder name>`` plus ``-no-think`` when not thinking. ``revision`` defaults to the
-    model's fingerprint, so results of different weights never share a cache entry.
+    ``think``: queries think before they are embedded (default) or not (``"auto"`` is refused: it
+    decides per query from a search of a corpus, which MTEB's encoder protocol does not give; use
+    ``o1emb eval --auto-think`` or ``DenseRetriever.search``). ``n_thoughts``, ``temperature``,
+    ``top_p``, ``max_new_tokens``, ``seed`` override the model's own thinking settings. ``name`` is
+    how MTEB files the results (``organization/model``); by default ``o1embedder/<folder name>`` plus
+    ``-no-think`` when not thinking. ``revision`` defaults to :func:`default_revision`: a hash of the
+    model's fingerprint, ``think`` and the thinking settings in effect, so MTEB's result cache never
+    hands a run the results of other weights or other thinking settings.
     """
 
     def __init__(self, model: O1Embedder | str | Path, revision: str | None = None, *, think: bool = True,
@@ -53,16 +60,20 @@ class O1MTEBEncoder(AbsEncoder):
         unknown = set(think_options) - set(THINK_KEYS)
         if unknown:
             raise TypeError(f"O1MTEBEncoder: unknown options {sorted(unknown)} (thinking settings: {THINK_KEYS})")
+        think = bool(check_think(think, allow_auto=False, where="O1MTEBEncoder"))
         if isinstance(model, O1Embedder):
             self.model, folder = model, "model"
         else:
             self.model, folder = O1Embedder.from_pretrained(model, device=device, dtype=dtype), Path(model).name
         self.think, self.batch_size = think, batch_size
         self.think_options = {k: v for k, v in think_options.items() if v is not None}
+        self.think_config = replace(self.model.settings.think, **self.think_options).validate()
+        """The thinking settings queries use (the model's, overridden by ``think_options``)."""
         default_name = f"o1embedder/{folder}" + ("" if think else "-no-think")
         parameters = sum(p.numel() for p in self.model.model.parameters())
+        revision = revision or default_revision(self.model.fingerprint(), think, self.think_config)
         self.mteb_model_meta = ModelMeta(
-            loader=None, name=name or default_name, revision=revision or self.model.fingerprint(),
+            loader=None, name=name or default_name, revision=revision,
             release_date=None, languages=None, n_parameters=parameters, memory_usage_mb=None,
             max_tokens=self.model.settings.template.max_passage_tokens, embed_dim=self.model.dim, license=None,
             open_weights=True, public_training_code=None, public_training_data=None, framework=["PyTorch"],
@@ -82,3 +93,14 @@ class O1MTEBEncoder(AbsEncoder):
                                              else min(batch_size, 16), show_progress_bar=show,
                                              **self.think_options)
         return self.model.encode_corpus(texts, batch_size=batch_size, show_progress_bar=show)
+
+
+def default_revision(fingerprint: str, think: bool, config: ThinkConfig) -> str:
+    """``<fingerprint>-<hash>``: the hash (12 hex digits) of the fingerprint, ``think`` and, when
+    thinking, the effective settings (``n_thoughts``, ``temperature``, ``top_p``, ``max_new_tokens``,
+    ``seed``). MTEB keys its result cache by name and revision, so each combination that can change
+    the query vectors gets its own entry; without thinking the settings are left out (they change
+    nothing), so every no-thinking run of one model shares one."""
+    payload = {"fingerprint": fingerprint, "think": think, "settings": asdict(config) if think else None}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{fingerprint}-{digest}"

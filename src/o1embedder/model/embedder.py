@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..log import get_logger
+from ..log import get_logger, progress_enabled
 from ..templates import Template, TemplateConfig
 from . import loading
-from .settings import O1Settings, ThinkConfig
+from .settings import O1Settings, ThinkConfig, check_think
 from .thinking import Thinker, left_pad, pad_multiple_for, positions_from_mask
 
 logger = get_logger(__name__)
@@ -61,7 +61,7 @@ class Thoughts:
 def _progress(total: int, desc: str, show: bool | None) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="it", disable=not (show if show is not None else total >= 10))
+    return tqdm(total=total, desc=desc, unit="it", disable=not progress_enabled(show if show is not None else total >= 10))
 
 
 _ST_IGNORED = frozenset({"pool", "chunk_size", "task", "prompt_type"})
@@ -405,7 +405,7 @@ class O1Embedder:
                   for t in ts] for ts in per_query]
         return out, texts
 
-    def encode_queries(self, queries: str | Sequence[str], *, think: bool = True,
+    def encode_queries(self, queries: str | Sequence[str], *, think: bool | str = True,
                        thoughts: Sequence[str | Sequence[str]] | None = None, n_thoughts: int | None = None,
                        temperature: float | None = None, top_p: float | None = None,
                        max_new_tokens: int | None = None, seed: int | None = None, batch_size: int = 16,
@@ -420,19 +420,25 @@ class O1Embedder:
         - ``think=False``: the no-thinking vector ``<query>q</query><thought><emb>``.
         - ``thoughts=[...]``: embed with given thoughts (one string, or a list of strings or of token-id
           lists, per query), e.g. thoughts written by another model or kept by :meth:`think`.
+        - ``think="auto"`` is refused (:class:`InputError`): it decides per query from a search, so it
+          belongs to a retriever (``DenseRetriever.search``), which has a corpus; so is any value that
+          is not a bool.
 
+        ``batch_size`` bounds every forward: texts per forward without thinking, sequences (query x
+        thought) with given thoughts, and queries per generation (each with ``n_thoughts`` rows).
         The sentence-transformers keywords work as in :meth:`encode_corpus`.
         """
+        think = check_think(think, allow_auto=False, where="encode_queries")
         _st_options(st_options, "encode_queries")
         single = isinstance(queries, str)
         queries = _check_queries([queries] if single else queries)
         show = show_progress if show_progress is not None else show_progress_bar
         if thoughts is not None:
             vecs, _ = self._embed_given_thoughts(queries, [thoughts] if single and isinstance(thoughts, str)
-                                                 else thoughts, batch_size * 4, show)
+                                                 else thoughts, batch_size, show)
         elif not think:
             seqs = [self.template.query_ids(q, None)[0] for q in queries]
-            vecs = self.embed_ids(seqs, batch_size=batch_size * 4, show_progress=show, desc="queries")
+            vecs = self.embed_ids(seqs, batch_size=batch_size, show_progress=show, desc="queries")
         else:
             cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
                                      max_new_tokens=max_new_tokens, seed=seed)
@@ -448,10 +454,13 @@ class O1Embedder:
                think: bool | None = None, batch_size: int = 32, **kwargs: Any) -> Any:
         """sentence-transformers' ``encode``: documents by default, queries with ``prompt_name="query"``.
 
-        ``think`` (queries only) defaults to thinking, as :meth:`encode_queries`. Every keyword of
+        ``think`` (queries only) defaults to thinking, as :meth:`encode_queries`, and means what it
+        means there (``"auto"`` is refused: it needs a retriever). Every keyword of
         :meth:`encode_queries` / :meth:`encode_corpus` is accepted (``show_progress_bar``,
         ``convert_to_tensor``, ``normalize_embeddings``, ``device``, ...). One input gives one vector.
         """
+        if think is not None:
+            think = check_think(think, allow_auto=False, where="encode")  # type: ignore[assignment]
         kind = (prompt_name or "document").lower()
         if kind in ("query", "queries"):
             return self.encode_queries(sentences, think=True if think is None else think,  # type: ignore[arg-type]

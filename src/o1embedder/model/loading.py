@@ -18,7 +18,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checkpoints import is_gguf, load_gguf, resolve_device, resolve_dtype  # noqa: F401 (re-exported)
+from ..checkpoints import (  # noqa: F401 (re-exported)
+    is_gguf,
+    load_gguf,
+    require_safetensors,
+    resolve_device,
+    resolve_dtype,
+)
 from ..errors import InputError, ModelError
 from ..formats import SPECIAL_TOKENS, atomic_write
 from ..log import get_logger
@@ -37,11 +43,7 @@ def _check_source(path: str) -> None:
                              "not another kind of file")
         if not (local / "config.json").is_file():
             raise ModelError(f"{path}: no config.json here; not a Hugging Face model folder")
-        if not any(local.glob("*.safetensors")):
-            if any(local.glob("*.bin")) or any(local.glob("*.pt")):
-                raise ModelError(f"{path}: only pickled weights (*.bin/*.pt) found; o1embedder loads "
-                                 "safetensors only (convert with save_pretrained(safe_serialization=True))")
-            raise ModelError(f"{path}: no *.safetensors weights found")
+        require_safetensors(local)
         return
     looks_like_hub_id = path.count("/") == 1 and not path.startswith((".", "/", "~"))
     if not looks_like_hub_id:

@@ -11,6 +11,32 @@ from ..templates import TemplateConfig
 SETTINGS_FILE = "o1embedder.json"
 FORMAT_VERSION = 1
 
+AUTO = "auto"
+"""``think="auto"``: think only for the queries whose no-thinking search is unsure (needs a corpus)."""
+
+AUTO_NEEDS_SEARCH = (
+    'think="auto" decides per query from a no-thinking search of a corpus, and there is none here; '
+    'search with DenseRetriever.search or open_retriever(..., think="auto"), `o1emb search --auto-think` '
+    'or POST /v1/search with "think": "auto", or give think=True or False')
+
+
+def check_think(think: Any, *, allow_auto: bool = True, where: str = "") -> bool | str:
+    """The one meaning of ``think`` across the library, the CLI, MTEB and the server: ``True``,
+    ``False`` or ``"auto"``. Anything else (``"yes"``, ``1``, ``None``) is an :class:`InputError`, and
+    so is ``"auto"`` where there is no corpus to search (``allow_auto=False``: ``encode_queries``, the
+    MTEB wrapper, ``/v1/embeddings``); ``where`` prefixes the message with the entry point.
+
+    Checked with ``is``, not truthiness: a truthy string used to mean "always think" silently.
+    """
+    prefix = f"{where}: " if where else ""
+    if think is True or think is False:
+        return think
+    if isinstance(think, str) and think == AUTO:
+        if allow_auto:
+            return AUTO
+        raise InputError(prefix + AUTO_NEEDS_SEARCH)
+    raise InputError(f'{prefix}think must be true, false or "auto", got {think!r}')
+
 
 @dataclass
 class ThinkConfig:

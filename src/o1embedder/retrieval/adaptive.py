@@ -25,13 +25,16 @@ DEFAULT_MARGIN = 0.05
 validation split, docs/benchmarks.md)."""
 
 AUTO = "auto"
+"""The same string as :data:`o1embedder.model.settings.AUTO` (kept here so importing this module stays
+light: ``o1embedder.model`` imports torch)."""
 
 
-def check_think(think: Any) -> bool | str:
-    """``True``, ``False`` or ``"auto"``; anything else is an input error."""
-    if think is True or think is False or think == AUTO:
-        return think
-    raise InputError(f"think must be true, false or \"auto\", got {think!r}")
+def check_think(think: Any, *, allow_auto: bool = True, where: str = "") -> bool | str:
+    """``True``, ``False`` or ``"auto"``; anything else is an input error. The one definition is
+    :func:`o1embedder.model.settings.check_think` (imported here when called, for the reason above)."""
+    from ..model.settings import check_think as check
+
+    return check(think, allow_auto=allow_auto, where=where)
 
 
 def check_margin(margin: Any) -> float:

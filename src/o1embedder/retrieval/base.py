@@ -1,7 +1,8 @@
 """The one protocol every retriever follows, and the small records it returns.
 
 A *retriever* answers ``search(queries, k) -> list[SearchResult]``: the top-k ``(doc_id, score)``
-per query, best first, plus the thoughts the query side wrote (O1 with thinking; empty otherwise).
+per query, best first, plus the thoughts the query side wrote (O1 with thinking; empty otherwise) and
+whether it thought.
 Dense retrievers are an :class:`Encoder` (texts -> vectors) in front of an index; BM25 is its own
 index. The committee (scoring texts against small per-row sets) uses encoders and
 :func:`o1embedder.retrieval.bm25.bm25_scores` directly.
@@ -24,14 +25,17 @@ Doc = str | dict[str, Any]
 
 @dataclass
 class SearchResult:
-    """One query's answer: hits best first, and the thoughts used to embed the query (if any)."""
+    """One query's answer: hits best first, the thoughts used to embed the query (if any), and
+    whether the query's vector came from thinking (``thought``; with ``think="auto"`` the policy
+    decides it per query, so it travels with the result rather than on the retriever)."""
 
     query: str
     hits: list[Hit]
     thoughts: list[str] = field(default_factory=list)
+    thought: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "thoughts": list(self.thoughts),
+        return {"query": self.query, "thought": self.thought, "thoughts": list(self.thoughts),
                 "hits": [{"rank": r, "id": d, "score": s} for r, (d, s) in enumerate(self.hits, start=1)]}
 
 

@@ -159,7 +159,20 @@ def _embedding_generation(body: EmbeddingsRequest, settings: ServeSettings) -> G
             raise invalid(f"{misplaced[0]} applies to input_type 'query' only (documents never think)",
                           misplaced[0])
         return None
-    return _generation(body, body.think, settings)
+    return _generation(body, _embedding_think(body.think), settings)
+
+
+def _embedding_think(think: bool | str) -> bool:
+    """``think`` of ``/v1/embeddings``: a bool. ``"auto"`` is accepted by the schema only to be refused
+    here with the library's one message (it needs a corpus to search: ``/v1/search`` has one), rather
+    than with pydantic's "Input should be a valid boolean"."""
+    from ..errors import InputError
+    from ..retrieval.adaptive import check_think
+
+    try:
+        return bool(check_think(think, allow_auto=False, where="/v1/embeddings"))
+    except InputError as exc:
+        raise invalid(str(exc), "think") from None
 
 
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:

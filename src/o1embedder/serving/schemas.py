@@ -40,7 +40,9 @@ class EmbeddingsRequest(GenerationFields):
     user: str | None = Field(None, description="accepted for compatibility; ignored")
     input_type: Literal["document", "query"] = Field(
         "document", description="'document': embed without thinking; 'query': embed as a query")
-    think: bool = Field(True, description="queries only: think before embedding (False: the no-thinking vector)")
+    think: bool | Literal["auto"] = Field(
+        True, description="queries only: think before embedding (False: the no-thinking vector). 'auto' is "
+                          "refused here (it decides from a search; use POST /v1/search with think 'auto')")
     return_thoughts: bool = Field(False, description="queries only: add each input's thoughts to its result")
 
     @field_validator("input", mode="before")

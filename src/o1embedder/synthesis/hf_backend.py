@@ -89,11 +89,16 @@ class _Head:
 
 
 def _load_folder(path: Path, dtype: Any) -> tuple[Any, Any]:
+    """A causal LM folder, safetensors only: without the check transformers would unpickle a
+    ``pytorch_model.bin``."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from ..checkpoints import require_safetensors
+
+    require_safetensors(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a causal LM from {path}: {exc}") from None
     return model, tokenizer
