@@ -165,3 +165,32 @@ def test_shard_spec_parse() -> None:
     for bad in ("4/4", "x", "1/0", "-1/2"):
         with pytest.raises(InputError):
             ShardSpec.parse(bad)
+
+
+class LimitedEncoder(KeywordEncoder):
+    """The same weights (fingerprint) at another passage limit: what ``o1emb index --max-length`` changes."""
+
+    def __init__(self, max_length: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.max_length = max_length
+
+    def describe(self) -> dict:
+        return {**super().describe(), "max_length": self.max_length, "path": f"/somewhere/{self.max_length}"}
+
+
+def test_an_index_at_another_passage_limit_is_neither_reused_nor_resumed(tmp_path: Path) -> None:
+    """The fingerprint names the weights only: the passage limit (and template, pooling) is checked apart,
+    for a finished index and for half-written shards."""
+    corpus = make_corpus(20)
+    build_dense_index(LimitedEncoder(16), corpus, tmp_path / "idx", shard_size=8, show_progress=False)
+    again = LimitedEncoder(16)
+    again.describe = lambda: {"kind": "keyword", "salt": "a", "max_length": 16, "path": "/moved"}  # path may move
+    build_dense_index(again, corpus, tmp_path / "idx", shard_size=8, show_progress=False)
+    assert again.calls == 0
+    with pytest.raises(IndexMismatchError, match="max_length=16"):
+        build_dense_index(LimitedEncoder(32), corpus, tmp_path / "idx", shard_size=8, show_progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        build_dense_index(LimitedEncoder(16, fail_after=1), corpus, tmp_path / "half", shard_size=8,
+                          show_progress=False)
+    with pytest.raises(IndexMismatchError, match="encoder_settings"):
+        build_dense_index(LimitedEncoder(32), corpus, tmp_path / "half", shard_size=8, show_progress=False)

@@ -256,3 +256,46 @@ def test_torchrun_two_ranks_match_one_process(tiny_qwen_path: Path, tmp_path: Pa
             assert got["grads"].keys() == ref["grads"].keys()
             worst = max(float((got["grads"][n] - g).abs().max()) for n, g in ref["grads"].items())
             assert worst < 1e-8, (mode, rank, worst)
+
+
+def test_resume_with_other_settings_is_refused_and_a_finished_run_is_not_redone(tiny_qwen_path: Path,
+                                                                               tmp_path: Path, capsys) -> None:
+    """Issue 20, acceptance 3: a checkpoint made with other settings is never resumed (exit 2, one line
+    naming the setting); a finished run rerun trains nothing and keeps its model."""
+    from o1embedder.cli import main
+
+    data = write_rows(tmp_path / "rows.jsonl", simple_rows(6, 3))
+    out = tmp_path / "run"
+    settings = {"steps": 3, "rows_per_step": 2, "samples": 2, "group_size": 2, "max_new_tokens": 4,
+                "save_steps": 1, "mixed_precision": "no"}
+
+    def cli(rows: Path = data, **changed) -> int:
+        flags = [x for k, v in {**settings, **changed}.items() for x in ("--" + k.replace("_", "-"), str(v))]
+        return main(["--log-level", "ERROR", "rl", "--model", str(tiny_qwen_path), "--data", str(rows),
+                     "--out", str(out), *flags])
+
+    def error() -> str:
+        lines = [line for line in capsys.readouterr().err.splitlines() if "o1emb rl: error:" in line]
+        assert len(lines) == 1
+        return lines[0]
+
+    rl(RLConfig.from_dict(dict(model=str(tiny_qwen_path), data=str(data), out=str(out), **settings)),
+       show_progress=False, stop_after=1)                                        # a run killed after step 1
+    capsys.readouterr()
+    assert cli(rows_per_step=3) == 2
+    assert "rows_per_step = 2, this run has 3" in error()
+    assert cli(learning_rate=1e-4) == 2
+    assert "learning_rate" in error()
+    changed = tmp_path / "rows2.jsonl"
+    changed.write_text(data.read_text().replace("tower", "towers", 1))
+    assert cli(rows=changed) == 2
+    assert "the data file" in error()
+    assert [r["step"] for r in read_log(out / "rl_log.jsonl")] == [1]            # nothing was touched
+    assert cli() == 0                                                            # same settings: resumes
+    assert [r["step"] for r in read_log(out / "rl_log.jsonl")] == [1, 2, 3]
+    final = out / "final" / "model.safetensors"
+    stamp, log = final.stat().st_mtime_ns, (out / "rl_log.jsonl").read_text()
+    assert cli() == 0                                                            # finished: nothing redone
+    assert final.stat().st_mtime_ns == stamp and (out / "rl_log.jsonl").read_text() == log
+    assert cli(steps=4) == 2                                                     # a finished run of 3 steps
+    assert "steps = 3, this run has 4" in error()

@@ -74,3 +74,16 @@ def test_without_the_bar_training_logs_compact_lines(tiny_qwen_path: Path, tmp_p
     assert code == 0
     assert "step 1/2: loss" in both and "step 2/2: loss" in both and "contrastive" in both
     assert "{'loss'" not in both and "'contrastive':" not in both
+
+
+def test_deepspeed_zero3_is_refused_before_anything_loads(tiny_qwen_path: Path, tmp_path: Path, capsys) -> None:
+    """ZeRO-3 partitions weights at load, which the O1 loader cannot take: one line, exit 2, nothing written
+    (docs/training.md); ZeRO-2 is let through (its run needs the deepspeed package, not installed here)."""
+    data = write_rows(tmp_path / "rows.jsonl", simple_rows(4, 2))
+    ds = tmp_path / "zero3.json"
+    ds.write_text(json.dumps({"zero_optimization": {"stage": 3}, "train_batch_size": "auto"}))
+    code = main(["--log-level", "ERROR", "train", "--model", str(tiny_qwen_path), "--data", str(data),
+                 "--out", str(tmp_path / "out"), "--deepspeed", str(ds)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "ZeRO-3 is not supported" in err[0] and "zero3.json" in err[0]
+    assert not (tmp_path / "out").exists()

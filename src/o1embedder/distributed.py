@@ -15,11 +15,16 @@ loss over *all* queries to stay exact; we prefer one all-reduce of a small [N, H
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from typing import Any
 
 from .log import get_logger
 
 logger = get_logger(__name__)
+TIMEOUT_ENV = "O1EMB_DIST_TIMEOUT"
+"""Seconds a collective may wait for the slowest rank (default 7,200: rank 0 builds a FAISS index or
+writes a merged model while the others wait at a barrier; gloo's own default is 30 minutes)."""
 
 
 def _dist() -> Any:
@@ -55,6 +60,87 @@ def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     if is_distributed():
         _dist().barrier()
+
+
+def launched_world_size() -> int:
+    """Processes the launcher started (``WORLD_SIZE`` from torchrun / accelerate), 1 outside one."""
+    value = os.environ.get("WORLD_SIZE", "1") or "1"
+    return int(value) if value.isdigit() else 1
+
+
+def init_from_env(device: Any = None) -> Any:
+    """Join the process group that ``torchrun`` (or ``accelerate launch``) describes in the
+    environment, and return the ``torch.device`` this rank computes on.
+
+    The one place that sets up several processes, so every command (``train``, ``rl``, ``index``,
+    ``eval``, ``mine``) runs as one job across them: under a launcher with ``WORLD_SIZE > 1`` each
+    rank takes its own GPU (``cuda:LOCAL_RANK``, NCCL) or, without CUDA or with ``device="cpu"``, the
+    CPU (gloo). Outside a launcher it returns ``device`` (default: CUDA when present, else CPU) and
+    sets nothing up. Idempotent: a process group that already exists (the Trainer's, a test's) is
+    kept. ``device="cuda:1"`` under a multi-process launcher still means "this rank's GPU": two ranks
+    sharing one GPU would silently halve its memory, and ranks are placed by ``LOCAL_RANK``.
+    """
+    import datetime
+
+    import torch
+
+    try:
+        requested = torch.device(device) if device not in (None, "", "auto") else None
+    except (RuntimeError, TypeError) as exc:
+        from .errors import InputError
+
+        raise InputError(f"unknown device {device!r}: {exc}") from None
+    if requested is None:
+        requested = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if launched_world_size() <= 1:
+        return requested
+    dist = _dist()
+    local = int(os.environ.get("LOCAL_RANK", "0") or 0)
+    chosen = torch.device("cuda", local) if requested.type == "cuda" else requested
+    if chosen.type == "cuda":
+        torch.cuda.set_device(chosen)
+    if not dist.is_initialized():
+        backend = "nccl" if chosen.type == "cuda" else "gloo"
+        timeout = datetime.timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, "7200")))
+        dist.init_process_group(backend=backend, timeout=timeout)
+        logger.info("process group: %s, %d ranks; rank %d on %s", backend, dist.get_world_size(),
+                    dist.get_rank(), chosen)
+    return chosen
+
+
+def shutdown() -> None:
+    """Leave the process group, if one exists (the CLI calls this when a command ends)."""
+    dist = _dist()
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_object(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (a small picklable object: a path, a list of ids)."""
+    if not is_distributed():
+        return value
+    holder = [value]
+    _dist().broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def rank_slice(count: int) -> slice:
+    """This rank's contiguous block of ``count`` items (the first ``count % world`` ranks get one more),
+    so that concatenating every rank's block in rank order restores the original order."""
+    n, r = world_size(), rank()
+    size, extra = divmod(count, n)
+    start = r * size + min(r, extra)
+    return slice(start, start + size + (1 if r < extra else 0))
+
+
+def gather_list(items: Sequence[Any]) -> list[Any]:
+    """Every rank's ``items`` concatenated in rank order, on every rank (picklable objects; with
+    :func:`rank_slice` this rebuilds a list that the ranks worked on in blocks)."""
+    if not is_distributed():
+        return list(items)
+    parts: list[Any] = [None] * world_size()
+    _dist().all_gather_object(parts, list(items))
+    return [item for part in parts for item in part]
 
 
 def _accelerator() -> Any:

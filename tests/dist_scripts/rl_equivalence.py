@@ -3,7 +3,7 @@ single-process reference there.
 
 One GRPO step (``rl_step``) in float64: every rank rolls out, rewards and back-propagates its share of
 the step's rows (rank 0 rows 0 and 2, rank 1 rows 1 and 3, as ``rank_share`` deals them). A recording
-optimizer keeps the gradients after the cross-rank average instead of stepping; the global loss terms
+optimizer keeps the gradients after DDP's cross-rank average instead of stepping; the global loss terms
 and the gradients go to ``OUT/rl-<mode>-rank<r>.pt``.
 """
 
@@ -18,14 +18,15 @@ import torch
 
 from o1embedder import distributed
 from o1embedder.rl.config import RLConfig
-from o1embedder.rl.loop import build, rl_step
+from o1embedder.rl.loop import build, rl_step, wrap_policy
 
 
 def rl_config(model: Path, data: Path, out: Path, mode: str) -> RLConfig:
     return RLConfig.from_dict(dict(
         model=str(model), data=str(data), out=str(out), steps=1, rows_per_step=4, samples=3, group_size=2,
         max_new_tokens=6, rollout_temperature=1.0, kl_coef=0.5, contrastive_weight=0.7, learning_rate=1e-2,
-        warmup_steps=0, max_grad_norm=0.0, mixed_precision="no", save_steps=0, adapter={"mode": mode}))
+        warmup_steps=0, max_grad_norm=0.0, mixed_precision="no", save_steps=0, adapter={"mode": mode},
+        logprob_chunk=2))        # chunked log-probabilities (rl/logprobs.py) across ranks too
 
 
 class RecordGradients:
@@ -57,6 +58,7 @@ def one_step(config: RLConfig, dtype: torch.dtype = torch.float64) -> dict[str, 
     parts.joint.to(dtype)
     if parts.reference is not None:
         parts.reference.to(dtype)
+    parts.policy = wrap_policy(parts)              # DDP (under torchrun) over the float64 parameters
     named = {n: p for n, p in parts.joint.named_parameters() if p.requires_grad}
     optimizer = RecordGradients(named)
     logged = rl_step(parts, optimizer, ConstantSchedule(), 0)

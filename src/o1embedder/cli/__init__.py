@@ -58,3 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"o1emb {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """End a torchrun job cleanly (torch warns about a process group left behind); only when torch
+    was loaded by the command, so a light command stays light."""
+    if "torch.distributed" in sys.modules:
+        from .. import distributed
+
+        distributed.shutdown()

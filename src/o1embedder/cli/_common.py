@@ -62,6 +62,17 @@ def load_model(args: argparse.Namespace) -> Any:
 
 # -- retrieval and evaluation (index, search, eval, mine) ------------------------------------------
 
+def join_launch(args: argparse.Namespace) -> bool:
+    """Under ``torchrun`` (``WORLD_SIZE > 1``): join the process group and put this rank on its own
+    device (``args.device`` becomes it). Returns whether this process is the one that writes outputs
+    and prints (rank 0; always true in a single process). Torch is not loaded outside a launcher."""
+    from .. import distributed
+
+    if distributed.launched_world_size() > 1:
+        args.device = distributed.init_from_env(args.device)
+    return distributed.is_main_process()
+
+
 def add_backend_options(p: argparse.ArgumentParser) -> None:
     """Device/dtype/batch options shared by commands that encode with a retrieval backend."""
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
@@ -70,11 +81,16 @@ def add_backend_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+DEFAULT_MARGIN: Any = object()
+"""``--auto-think`` without a value: the library's default margin. An object no typed value can equal
+(a number as the sentinel made ``--auto-think -1`` silently mean the default)."""
+
+
 def add_think_options(p: argparse.ArgumentParser) -> None:
     """``--no-think`` plus the generation options and the thought cache (O1 models only)."""
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--no-think", action="store_true", help="O1 models: embed queries without thinking")
-    mode.add_argument("--auto-think", nargs="?", type=float, const=-1.0, default=None, metavar="MARGIN",
+    mode.add_argument("--auto-think", nargs="?", type=float, const=DEFAULT_MARGIN, default=None, metavar="MARGIN",
                       help="O1 models: think only for queries whose no-thinking top-2 score margin is below "
                            "MARGIN (default 0.05; 0 never thinks, inf always)")
     add_generation_options(p)
@@ -88,10 +104,12 @@ def think_mode(args: argparse.Namespace) -> tuple[bool | str, float | None]:
     from ..errors import InputError
 
     margin = getattr(args, "auto_think", None)
+    if margin is DEFAULT_MARGIN:
+        return "auto", None
     if margin is not None:
-        if margin != -1.0 and not margin >= 0:
+        if not margin >= 0:
             raise InputError(f"--auto-think MARGIN must be >= 0, got {margin}")
-        return "auto", None if margin == -1.0 else margin
+        return "auto", margin
     return not args.no_think, None
 
 

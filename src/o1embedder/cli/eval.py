@@ -17,6 +17,7 @@ from ._common import (
     bm25_spec,
     cache_dir,
     generation_overrides,
+    join_launch,
     progress,
     think_mode,
 )
@@ -55,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError("--batch-size must be >= 1")
     think, margin = think_mode(args)
+    writer = join_launch(args)     # torchrun: ranks share the corpus and the queries; rank 0 writes
     config = EvalConfig(split=args.split, think=think, auto_margin=margin, ablation=args.ablation,
                         think_options=generation_overrides(args), k_values=parse_k_values(args.k_values),
                         skip_self=not args.keep_self_hits, max_queries=args.max_queries, strict=args.strict,
@@ -62,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
                         max_length=args.max_length, device=args.device, dtype=args.dtype,
                         cache_dir=cache_dir(args))
     report, runs, comparison = evaluate_beir(args.model, args.data, config, show_progress=progress(args))
+    if not writer:
+        return 0
     if args.out:
         write_outputs(report, args.out, runs, comparison)
     names = [m for m in HEADLINE if m in report["metrics"]] or list(report["metrics"])[:4]

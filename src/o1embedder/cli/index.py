@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_backend_options, add_stem_option, bm25_spec, progress
+from ._common import add_backend_options, add_stem_option, bm25_spec, join_launch, progress
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,13 +41,14 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--batch-size must be >= 1")
     corpus = read_corpus(args.corpus)
     shard = ShardSpec.parse(args.shard) if args.shard else ShardSpec.from_env()
+    writer = join_launch(args)          # torchrun: every rank encodes its shards, rank 0 builds and prints
     index = build_index(args.model, corpus, args.out, device=args.device, dtype=args.dtype,
                         max_length=args.max_length, factory=args.factory, shard_size=args.shard_size,
                         batch_size=args.batch_size, shard=shard, wait_timeout_s=args.wait,
                         show_progress=progress(args))
     if index is None:
         print(f"worker {shard.index}/{shard.count}: shards written to {args.out}/embeddings")
-    else:
+    elif writer:
         m = index.manifest
         print(f"indexed {m['count']} docs with {m['model']} ({m['kind']}"
               f"{', ' + m['factory'] if m.get('factory') else ''}) -> {args.out}")

@@ -13,6 +13,7 @@ from ._common import (
     bm25_spec,
     cache_dir,
     generation_overrides,
+    join_launch,
     progress,
     think_mode,
 )
@@ -50,12 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise InputError("--batch-size must be >= 1")
     dataset = load_beir(args.data, args.split, strict=args.strict)
+    writer = join_launch(args)     # torchrun: ranks share the corpus and the queries; rank 0 writes
     build = {} if parse_backend(args.retriever)[0] == "bm25" else {"batch_size": args.batch_size}
     think, margin = think_mode(args)
     retriever = corpus_retriever(args.retriever, dataset.corpus, index_dir=args.index, device=args.device,
                                  dtype=args.dtype, think=think, auto_margin=margin,
                                  think_options=generation_overrides(args), cache_dir=cache_dir(args), **build)
     rows = mine_negatives(dataset, retriever, config, batch_size=args.batch_size, show_progress=progress(args))
+    if not writer:
+        return 0
     count = write_jsonl(args.out, (row.to_dict() for row in rows))
     print(f"wrote {count} training rows ({config.negatives} negatives from ranks {lo}-{hi}) to {args.out}")
     return 0

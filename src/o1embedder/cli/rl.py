@@ -2,7 +2,9 @@
 
 Each step samples G thoughts per training query, rewards each by how well its one-pass vector
 retrieves the positive, and moves the policy toward the better thoughts (group-relative advantages),
-with a KL penalty to the model before RL and the contrastive loss kept. Resumes from OUT/checkpoint-*.
+with a KL penalty to the model before RL and the contrastive loss kept. Resumes from OUT/checkpoint-*
+made with the same settings (another setting: exit 2); a finished run is not redone. Several processes:
+torchrun --nproc_per_node N -m o1embedder rl ... runs one job (DDP), written by rank 0.
 """
 
 from __future__ import annotations
@@ -34,7 +36,9 @@ _FLAGS = {  # RLConfig field -> (type, help); the flag is --field-with-dashes
     "save_steps": (int, "checkpoint every N steps (25)"),
     "seed": (int, "seed of the row order and the rollouts (0)"),
     "dtype": (str, "weights dtype while training (float32)"),
+    "device": (str, "torch device (default: CUDA when present, each torchrun rank its own GPU; else CPU)"),
     "mixed_precision": (str, "auto, bf16 or no (auto)"),
+    "logprob_chunk": (int, "thought tokens per chunk of the log-softmax; memory and speed only (0: 64 MiB of logits)"),
 }
 
 
@@ -76,8 +80,10 @@ def build_config(args: argparse.Namespace) -> RLConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..rl import rl
 
     out = rl(build_config(args))
-    print(f"RL model: {out}")
+    if distributed.is_main_process():
+        print(f"RL model: {out}")
     return 0

@@ -107,9 +107,11 @@ def build_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import distributed
     from ..training import train
 
     config = build_config(args)
     final = train(config)
-    print(f"trained model: {final}")
+    if distributed.is_main_process():
+        print(f"trained model: {final}")
     return 0

@@ -21,7 +21,7 @@ from typing import Any
 from ..errors import InputError
 from ..formats import TrainingRow, iter_jsonl, parse_training_row, read_corpus, write_json
 from ..journal import append_jsonl, recover_jsonl
-from ..log import get_logger
+from ..log import get_logger, progress_enabled
 from .members import Member, build_committee
 from .scoring import CommitteeConfig, RowResult, check_row, extra_negatives, score_rows
 from .summary import log_summary, summarize_files
@@ -108,7 +108,7 @@ def iter_refine(rows: Sequence[TrainingRow], members: Sequence[Member], config: 
         docs = collection(everything, corpus)
         for member in members:
             member.prepare(docs)
-    with tqdm(total=len(rows), desc="refine", unit="row", disable=not config.progress) as bar:
+    with tqdm(total=len(rows), desc="refine", unit="row", disable=not progress_enabled(config.progress)) as bar:
         for start in range(0, len(rows), config.rows_per_batch):
             chunk = list(rows[start:start + config.rows_per_batch])
             yield score_rows(chunk, members, config, [extras.get(r.id, []) for r in chunk])

@@ -10,6 +10,7 @@ from typing import Any
 from ..formats import Run
 from ..log import get_logger
 from ..retrieval.base import Retriever
+from ..retrieval.spread import search_spread
 
 logger = get_logger(__name__)
 
@@ -22,6 +23,8 @@ class RunResult:
     thoughts: dict[str, list[str]] = field(default_factory=dict)
     seconds: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    thought: dict[str, bool] = field(default_factory=dict)
+    """Per query: whether its vector came from thinking (``SearchResult.thought``)."""
 
 
 def retrieve(retriever: Retriever, queries: Mapping[str, str], depth: int, *, skip_self: bool = True,
@@ -30,8 +33,8 @@ def retrieve(retriever: Retriever, queries: Mapping[str, str], depth: int, *, sk
     id is dropped; one extra doc is fetched so every query still gets ``depth``."""
     qids = list(queries)
     start = time.perf_counter()
-    results = retriever.search([queries[q] for q in qids], depth + int(skip_self), batch_size=batch_size,
-                               show_progress=show_progress, **search_options)
+    results = search_spread(retriever, [queries[q] for q in qids], depth + int(skip_self),
+                            batch_size=batch_size, show_progress=show_progress, **search_options)
     seconds = time.perf_counter() - start
     run: Run = {}
     skipped = 0
@@ -42,6 +45,7 @@ def retrieve(retriever: Retriever, queries: Mapping[str, str], depth: int, *, sk
     if skipped:
         logger.info("skipped the query's own id in %d of %d queries (BEIR convention)", skipped, len(qids))
     thoughts = {qid: list(r.thoughts) for qid, r in zip(qids, results, strict=True) if r.thoughts}
+    thought = {qid: bool(getattr(r, "thought", False)) for qid, r in zip(qids, results, strict=True)}
     stats = dict(getattr(getattr(retriever, "encoder", None), "last_stats", {}) or {})
     stats.update({"self_hits_skipped": skipped, "queries_per_s": len(qids) / max(seconds, 1e-9)})
-    return RunResult(run, thoughts, seconds, stats)
+    return RunResult(run, thoughts, seconds, stats, thought)

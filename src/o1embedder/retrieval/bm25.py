@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..log import get_logger
+from ..log import get_logger, progress_enabled
 from ..templates import document_text
 from .base import Doc, SearchResult, check_k, check_queries
 
@@ -119,7 +119,7 @@ class BM25Index:
         k = min(check_k(k), len(self.doc_ids))
         out: list[SearchResult] = []
         show = show_progress if show_progress is not None else len(queries) >= 100
-        with tqdm(total=len(queries), desc="bm25 search", unit="q", disable=not show) as bar:
+        with tqdm(total=len(queries), desc="bm25 search", unit="q", disable=not progress_enabled(show)) as bar:
             for start in range(0, len(queries), batch_size):
                 batch = queries[start:start + batch_size]
                 docs, scores = self.engine.retrieve(_tokenize(batch, self.config), k=k, show_progress=False)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import distributed
 from ..errors import IndexMismatchError, InputError
 from ..formats import write_json
 from ..log import get_logger
@@ -57,13 +58,26 @@ def build_index(model: str, corpus: Corpus, out: str | Path, *, device: Any = No
         _refuse_existing(Path(out), "bm25", config.fingerprint(), corpus, None)
         from .index import build_bm25_index
 
-        return build_bm25_index(corpus, out, config, show_progress=options.get("show_progress"))
+        if not distributed.is_distributed():
+            return build_bm25_index(corpus, out, config, show_progress=options.get("show_progress"))
+        if distributed.is_main_process():       # one writer; the other ranks load what it wrote
+            build_bm25_index(corpus, out, config, show_progress=options.get("show_progress"))
+        distributed.barrier()
+        return load_index(out)
     encoder = load_encoder(model, device=device, dtype=dtype, max_length=max_length, cache_dir=False) \
         if kind == "o1" else load_encoder(model, device=device, max_length=max_length)
     return build_dense_index(encoder, corpus, out, model_ref=model_reference(model), **options)
 
 
-def _refuse_existing(out: Path, kind: str, fingerprint: str, corpus: Corpus, factory: str | None) -> bool:
+def encoder_settings(encoder: Encoder) -> dict[str, Any]:
+    """What shapes an index's vectors besides the weights' fingerprint: the passage limit, template and
+    pooling (``describe()`` without the path, which may move, and the dtype, which by design does not
+    change which index a model may search)."""
+    return {k: v for k, v in encoder.describe().items() if k not in ("path", "dtype")}
+
+
+def _refuse_existing(out: Path, kind: str, fingerprint: str, corpus: Corpus, factory: str | None,
+                     settings: dict[str, Any] | None = None) -> bool:
     """True if ``out`` already holds this very index; raise if it holds another one."""
     if not (out / MANIFEST_FILE).is_file():
         if out.exists() and not out.is_dir():
@@ -71,12 +85,17 @@ def _refuse_existing(out: Path, kind: str, fingerprint: str, corpus: Corpus, fac
         return False
     m = read_manifest(out)
     # a BM25 index is cheap: one over the same corpus is rebuilt whatever its settings were
+    recorded = {k: v for k, v in (m.get("encoder") or {}).items() if k not in ("path", "dtype")}
     same = (m["kind"] == kind and (kind == "bm25" or m.get("fingerprint") == fingerprint)
             and m.get("corpus_fingerprint") == corpus_fingerprint(corpus)
-            and (factory is None or m.get("factory") == factory))
+            and (factory is None or m.get("factory") == factory)
+            and (settings is None or recorded == settings))
     if not same:
+        differ = sorted(k for k in set(recorded) | set(settings or {})
+                        if settings is not None and recorded.get(k) != settings.get(k))
+        extra = f", built with {', '.join(f'{k}={recorded.get(k)!r}' for k in differ)}" if differ else ""
         raise IndexMismatchError(f"{out} already holds an index of {m.get('model')} over {m.get('count')} docs "
-                                 f"(factory {m.get('factory', '-')}); use another --out or delete it")
+                                 f"(factory {m.get('factory', '-')}{extra}); use another --out or delete it")
     return kind == "dense"
 
 
@@ -89,7 +108,7 @@ def build_dense_index(encoder: Encoder, corpus: Corpus, out: str | Path, *, fact
     if shard_size < 1:
         raise InputError(f"shard_size must be >= 1, got {shard_size}")
     shard = shard or sh.ShardSpec.from_env()
-    if _refuse_existing(out, "dense", encoder.fingerprint(), corpus, factory):
+    if _refuse_existing(out, "dense", encoder.fingerprint(), corpus, factory, encoder_settings(encoder)):
         logger.info("%s is up to date; reusing it", out)
         return load_index(out)                           # type: ignore[return-value]
     _check_factory(factory, encoder.dim)
@@ -97,11 +116,16 @@ def build_dense_index(encoder: Encoder, corpus: Corpus, out: str | Path, *, fact
     emb_dir.mkdir(parents=True, exist_ok=True)
     sh.check_state(emb_dir, {"encoder_fingerprint": encoder.fingerprint(), "model": model_ref or encoder.name,
                              "corpus_fingerprint": corpus_fingerprint(corpus), "count": len(corpus),
-                             "shard_size": shard_size, "dim": encoder.dim})
+                             "shard_size": shard_size, "dim": encoder.dim,
+                             "encoder_settings": encoder_settings(encoder)})
     sh.encode_shards(encoder, list(corpus.values()), emb_dir, shard_size=shard_size, shard=shard,
                      batch_size=batch_size, show_progress=show_progress)
+    together = shard.count > 1 and shard.count == distributed.world_size()   # the ranks of one job
     if shard.index != 0:
         logger.info("worker %d/%d: shards written; worker 0 builds the index", shard.index, shard.count)
+        if together:
+            distributed.barrier()                        # rank 0 writes the index, then all load it
+            return load_index(out)                       # type: ignore[return-value]
         return None
     sh.wait_for_shards(emb_dir, len(corpus), shard_size, encoder.dim, wait_timeout_s)
     index = _faiss_from_shards(sh.load_shards(emb_dir, len(corpus), shard_size), encoder.dim, factory)
@@ -112,6 +136,8 @@ def build_dense_index(encoder: Encoder, corpus: Corpus, out: str | Path, *, fact
                 "shard_size": shard_size, "num_shards": sh.num_chunks(len(corpus), shard_size),
                 "doc_ids_sha256": _write_doc_ids(out, list(corpus))}
     write_json(out / MANIFEST_FILE, manifest)
+    if together:
+        distributed.barrier()
     return load_index(out)                               # type: ignore[return-value]
 
 

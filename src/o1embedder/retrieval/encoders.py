@@ -16,9 +16,9 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..log import get_logger
 from ..templates import document_text
-from .adaptive import AUTO, check_margin, check_think
+from .adaptive import check_margin, check_think
 from .base import Doc, QueryEncoding, check_queries
-from .thought_cache import ThoughtCache, default_cache_dir
+from .thought_cache import ThoughtCache, default_cache_dir, model_numerics
 
 logger = get_logger(__name__)
 
@@ -49,10 +49,17 @@ class STEncoder:
     normalized = True
 
     def __init__(self, path: str, *, device: str | None = None, max_length: int | None = None) -> None:
+        from pathlib import Path
+
         from sentence_transformers import SentenceTransformer
 
+        from ..model.loading import require_safetensors  # checkpoints' own, re-exported
+
+        if Path(path).expanduser().is_dir():          # its module folders too (a Dense layer's weights)
+            require_safetensors(path, subfolders=True)
         try:
-            self.model = SentenceTransformer(str(path), device=device)
+            # use_safetensors: a hub model without safetensors is refused, not unpickled
+            self.model = SentenceTransformer(str(path), device=device, model_kwargs={"use_safetensors": True})
         except (OSError, ValueError) as exc:
             raise ModelError(f"cannot load sentence-transformers model {path!r}: {exc}") from None
         if max_length is not None:
@@ -141,8 +148,11 @@ class O1Encoder:
                 "dtype": str(self.model.dtype).removeprefix("torch.")}
 
     def generation_settings(self) -> dict[str, Any]:
-        """What decides the thoughts besides the model: the think config and the template."""
-        return {**asdict(self.think_config), "template": self.model.settings.template.to_dict()}
+        """What decides the thoughts besides the model's fingerprint: the think config, the template, and
+        the numerics the model runs in (dtype, device type, decode path: a bf16 run may sample other
+        tokens than a float32 one, so they never share cached thoughts)."""
+        return {**asdict(self.think_config), "template": self.model.settings.template.to_dict(),
+                **model_numerics(self.model)}
 
     def cache(self) -> ThoughtCache | None:
         if self._cache_dir is False or self.think_config.seed is None:
@@ -157,11 +167,11 @@ class O1Encoder:
 
     def encode_queries(self, queries: Sequence[str], *, batch_size: int = 32,
                        show_progress: bool | None = None, think: bool | str | None = None) -> QueryEncoding:
+        # "auto" needs the index a retriever holds: DenseRetriever.search runs the policy and calls
+        # this with think=False, then think=True for the unsure queries
+        think = check_think(self.think if think is None else think, allow_auto=False,
+                            where="O1Encoder.encode_queries")
         queries = check_queries(queries)
-        think = check_think(self.think if think is None else think)
-        if think == AUTO:
-            raise InputError('think="auto" decides per query from a no-thinking search: search through a '
-                             "retriever (open_retriever / corpus_retriever), or give think=True or False")
         if not think:
             vecs = self.model.encode_queries(queries, think=False, batch_size=batch_size,
                                              show_progress=show_progress)

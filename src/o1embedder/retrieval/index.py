@@ -30,7 +30,7 @@ import numpy as np
 from .. import __version__
 from ..errors import IndexMismatchError, InputError
 from ..formats import atomic_write, write_json
-from ..log import get_logger
+from ..log import get_logger, progress_enabled
 from . import shards as sh
 from .base import Encoder, Hit, check_k
 from .bm25 import BM25Config, BM25Index
@@ -119,7 +119,7 @@ class DenseIndex:
         k = min(check_k(k), len(self.doc_ids))
         out: list[list[Hit]] = []
         show = show_progress if show_progress is not None else len(q) >= 1000
-        with tqdm(total=len(q), desc="search", unit="q", disable=not show) as bar:
+        with tqdm(total=len(q), desc="search", unit="q", disable=not progress_enabled(show)) as bar:
             for start in range(0, len(q), batch_size):
                 scores, rows = self.faiss.search(q[start:start + batch_size], k)      # [b, k] each
                 for srow, irow in zip(scores, rows, strict=True):
@@ -163,10 +163,20 @@ def _set_search_params(index: Any, params: dict[str, Any]) -> None:
         pass
 
 
-def load_index(directory: str | Path) -> DenseIndex | BM25Index:
-    """Load an index folder (dense or bm25); ``.manifest`` holds its manifest."""
+def load_index(directory: str | Path, *, expect_fingerprint: str | None = None) -> DenseIndex | BM25Index:
+    """Load an index folder (dense or bm25); ``.manifest`` holds its manifest.
+
+    Loading alone does not know which model will search the index (:func:`open_retriever` checks
+    that); ``expect_fingerprint`` (a model's ``fingerprint()``, or a BM25 config's) refuses, with
+    :class:`IndexMismatchError`, an index its manifest says was built by anything else - say, the same
+    model before it was retrained - before reading more than the manifest.
+    """
     directory = Path(directory)
     manifest = read_manifest(directory)
+    if expect_fingerprint is not None and manifest.get("fingerprint") != expect_fingerprint:
+        raise IndexMismatchError(f"{directory} was built with {manifest.get('model')} (fingerprint "
+                                 f"{manifest.get('fingerprint')}), not with the model expected here "
+                                 f"(fingerprint {expect_fingerprint}); rebuild it")
     doc_ids = _read_doc_ids(directory, manifest)
     if len(doc_ids) != manifest.get("count"):
         raise InputError(f"doc_ids.jsonl has {len(doc_ids)} ids, manifest says {manifest.get('count')}",

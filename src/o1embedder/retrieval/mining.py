@@ -12,6 +12,7 @@ from ..formats import BeirDataset, TrainingRow
 from ..log import get_logger
 from ..templates import document_text
 from .base import Retriever
+from .spread import search_spread
 
 logger = get_logger(__name__)
 
@@ -57,8 +58,8 @@ def mine_negatives(dataset: BeirDataset, retriever: Retriever, config: MiningCon
     qids = [qid for qid in dataset.queries if positives.get(qid)]
     if not qids:
         raise InputError(f"split {dataset.split!r} has no query with a positive judgement", path=dataset.path)
-    results = retriever.search([dataset.queries[q] for q in qids], config.rank_hi + 1, batch_size=batch_size,
-                               show_progress=show_progress, **search_options)
+    results = search_spread(retriever, [dataset.queries[q] for q in qids], config.rank_hi + 1,
+                            batch_size=batch_size, show_progress=show_progress, **search_options)
     rng = random.Random(config.seed)
     rows, short = [], 0
     for qid, result in zip(qids, results, strict=True):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import distributed
 from ..errors import IndexMismatchError, InputError
 from ..log import get_logger
 from .adaptive import AUTO, check_margin, check_think, should_think
@@ -22,14 +23,17 @@ logger = get_logger(__name__)
 
 
 class DenseRetriever:
-    """An encoder in front of a FAISS index it built (checked by fingerprint)."""
+    """An encoder in front of a FAISS index it built (checked by fingerprint).
+
+    Keeps no per-call state: which queries thought is part of each :class:`SearchResult`
+    (``thought``), so one retriever can serve several threads.
+    """
 
     def __init__(self, encoder: Encoder, index: DenseIndex) -> None:
         check_encoder(index.manifest, encoder)
         self.encoder, self.index = encoder, index
         self.name = encoder.name
         self.manifest = index.manifest
-        self.last_auto: dict[str, Any] = {}
 
     def search(self, queries: Sequence[str], k: int = 10, *, batch_size: int = 32,
                show_progress: bool | None = None, **encode_options: Any) -> list[SearchResult]:
@@ -37,41 +41,52 @@ class DenseRetriever:
 
         O1 encoders take ``think`` (``True``, ``False`` or ``"auto"``; default: the encoder's own) and,
         for ``"auto"``, ``auto_margin`` (see :mod:`~.adaptive`): no-thinking first, thinking only for
-        the queries whose no-thinking top-2 margin is below it. ``last_auto`` then says which thought.
+        the queries whose no-thinking top-2 margin is below it. Each result's ``thought`` says whether
+        its query's vector came from thinking.
         """
-        queries, k = check_queries(queries), check_k(k)
+        thinks = hasattr(self.encoder, "think")
         think = encode_options.pop("think", getattr(self.encoder, "think", None))
         margin = encode_options.pop("auto_margin", getattr(self.encoder, "auto_margin", None))
+        if think is not None:
+            think = check_think(think)
         if think == AUTO:
-            return self._search_auto(queries, k, check_margin(margin), batch_size, show_progress, encode_options)
-        if think is not None and hasattr(self.encoder, "think"):
-            encode_options["think"] = check_think(think)
+            margin = check_margin(margin)
+            if not thinks:
+                raise InputError(f"think=\"auto\" needs an O1 model; {self.name} does not think")
+        queries, k = check_queries(queries), check_k(k)
+        if think == AUTO:
+            return self._search_auto(queries, k, margin, batch_size, show_progress, encode_options)
+        if think is not None and thinks:
+            encode_options["think"] = think
         enc = self.encoder.encode_queries(queries, batch_size=batch_size, show_progress=show_progress,
                                           **encode_options)
         hits = self.index.search(enc.vectors, k, show_progress=show_progress)
-        return [SearchResult(q, h, t) for q, h, t in zip(queries, hits, enc.thoughts, strict=True)]
+        thought = bool(thinks and think)
+        return [SearchResult(q, h, t, thought) for q, h, t in zip(queries, hits, enc.thoughts, strict=True)]
 
     def _search_auto(self, queries: list[str], k: int, margin: float, batch_size: int,
                      show_progress: bool | None, options: dict[str, Any]) -> list[SearchResult]:
         """``think="auto"``: every query without thinking, then thinking for the unsure ones."""
-        if not hasattr(self.encoder, "think"):
-            raise InputError(f"think=\"auto\" needs an O1 model; {self.name} does not think")
         plain = self.encoder.encode_queries(queries, batch_size=batch_size, show_progress=show_progress,
                                             think=False, **options)
         hits = self.index.search(plain.vectors, max(k, 2), show_progress=show_progress)
         unsure = [i for i, h in enumerate(hits) if should_think([s for _, s in h], margin)]
-        results = [SearchResult(q, h[:k], []) for q, h in zip(queries, hits, strict=True)]
+        results = [SearchResult(q, h[:k], [], False) for q, h in zip(queries, hits, strict=True)]
         if unsure:
             enc = self.encoder.encode_queries([queries[i] for i in unsure], batch_size=batch_size,
                                               show_progress=show_progress, think=True, **options)
             found = self.index.search(enc.vectors, k, show_progress=show_progress)
             for i, h, t in zip(unsure, found, enc.thoughts, strict=True):
-                results[i] = SearchResult(queries[i], h, t)
-        thinking = [False] * len(queries)
-        for i in unsure:
-            thinking[i] = True
-        self.last_auto = {"margin": margin, "thought": len(unsure), "queries": len(queries), "thinking": thinking}
+                results[i] = SearchResult(queries[i], h, t, True)
+        logger.debug("think=auto (margin %s): %d of %d queries thought", margin, len(unsure), len(queries))
         return results
+
+
+def _auto_needs_o1(think: bool | str, spec: str) -> None:
+    """``think="auto"`` with a model that never thinks (bm25, ``st:``) is an error, not a silent
+    no-thinking search. (``True`` stays harmless there: it is every command's default.)"""
+    if think == AUTO and parse_backend(spec)[0] != "o1":
+        raise InputError(f'think="auto" needs an O1 model; {spec} does not think')
 
 
 def _encoder_options(manifest: dict[str, Any], think: bool | str, think_options: dict[str, Any] | None,
@@ -86,14 +101,17 @@ def open_retriever(index_dir: str | Path, *, model: str | None = None, device: A
                    cache_dir: Any = None, auto_margin: float | None = None) -> BM25Index | DenseRetriever:
     """The retriever of an index folder; its model comes from the manifest unless ``model`` overrides it
     (a different model is refused by fingerprint). ``think="auto"``: see :mod:`~.adaptive`."""
+    think = check_think(think)
     manifest = read_manifest(index_dir)
     if manifest["kind"] == "bm25":
         if model is not None and parse_backend(model)[0] != "bm25":
             raise IndexMismatchError(f"{index_dir} is a bm25 index; it cannot be searched with {model}")
+        _auto_needs_o1(think, "bm25")
         return load_index(index_dir)                     # type: ignore[return-value]
     spec = model or manifest["model"]
     if parse_backend(spec)[0] == "bm25":
         raise IndexMismatchError(f"{index_dir} is a dense index of {manifest['model']}, not a bm25 index")
+    _auto_needs_o1(think, spec)
     encoder = load_encoder(spec, device=device, dtype=dtype,
                            **_encoder_options(manifest, think, think_options, cache_dir, auto_margin))
     check_encoder(manifest, encoder)                     # before loading a possibly large index
@@ -108,12 +126,14 @@ def corpus_retriever(model: str, corpus: Corpus, *, index_dir: str | Path | None
 
     An existing ``index_dir`` must hold an index of this model over this very corpus.
     """
+    _auto_needs_o1(check_think(think), model)            # before any index is built
     tmp = None
-    if index_dir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="o1emb-index-")
-        index_dir = tmp.name
+    if index_dir is None:        # under a process group: rank 0's folder, shared by all (one machine)
+        tmp = tempfile.TemporaryDirectory(prefix="o1emb-index-") if distributed.is_main_process() else None
+        index_dir = distributed.broadcast_object(tmp.name if tmp is not None else None)
     index_dir = Path(index_dir)
-    build_options.setdefault("shard", ShardSpec())          # one process, whatever the launcher says
+    # one worker per rank of the process group (the whole corpus in one process without one)
+    build_options.setdefault("shard", ShardSpec(distributed.rank(), distributed.world_size()))
     kind, _ = parse_backend(model)
     if kind == "bm25":
         retriever: Any = build_index(model, corpus, index_dir, **build_options)

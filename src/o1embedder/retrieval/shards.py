@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import IndexMismatchError, InputError
 from ..formats import atomic_write, write_json
-from ..log import get_logger
+from ..log import get_logger, progress_enabled
 from .base import Doc, Encoder
 
 logger = get_logger(__name__)
@@ -73,8 +73,8 @@ def check_state(directory: Path, state: dict[str, Any]) -> None:
     path = directory / STATE_FILE
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
-        changed = [k for k in ("encoder_fingerprint", "corpus_fingerprint", "shard_size", "count", "dim")
-                   if old.get(k) != state.get(k)]
+        changed = [k for k in ("encoder_fingerprint", "corpus_fingerprint", "shard_size", "count", "dim",
+                               "encoder_settings") if old.get(k) != state.get(k)]
         if changed:
             what = "model" if "encoder_fingerprint" in changed else "corpus" if {
                 "corpus_fingerprint", "count"} & set(changed) else "settings"
@@ -108,7 +108,7 @@ def encode_shards(encoder: Encoder, docs: Sequence[Doc], directory: Path, *, sha
         return 0
     logger.info("encoding %d docs in %d shards (worker %d/%d)", total, len(todo), shard.index, shard.count)
     show = show_progress if show_progress is not None else total >= 100
-    with tqdm(total=total, desc="encode corpus", unit="doc", disable=not show) as bar:
+    with tqdm(total=total, desc="encode corpus", unit="doc", disable=not progress_enabled(show)) as bar:
         for j in todo:
             chunk = docs[j * shard_size:(j + 1) * shard_size]
             parts = []

@@ -2,7 +2,10 @@
 
 Thoughts are stored per (model fingerprint, generation settings, query text): one JSONL file per
 (fingerprint, settings) pair, one line per query with the thought texts **and their token ids**.
-Any change of model or settings selects another file, so stale thoughts are never used.
+Any change of model or settings selects another file, so stale thoughts are never used. The
+settings must hold everything that changes the thoughts besides the fingerprint: the sampling
+settings (every :class:`~o1embedder.model.ThinkConfig` field), the template, and the numerics the
+fingerprint ignores (:func:`model_numerics`: dtype, device type, decode path).
 
 Why the ids: a query vector rebuilt from the cached ids is the one-pass vector (to float
 tolerance), whereas re-tokenising the decoded text can give slightly different ids (BPE merges,
@@ -33,6 +36,18 @@ def default_cache_dir() -> Path:
     """``$O1EMB_CACHE/thoughts``, else ``~/.cache/o1embedder/thoughts``."""
     root = os.environ.get("O1EMB_CACHE") or Path.home() / ".cache" / "o1embedder"
     return Path(root) / "thoughts"
+
+
+def model_numerics(model: Any) -> dict[str, str]:
+    """What changes a model's thoughts besides its fingerprint (weights, config, template, tokenizer)
+    and the sampling settings: the dtype it runs in (bf16 rounds the logits differently from float32,
+    so a sampled token can flip), the device type (other kernels) and the decode path
+    (``model.decode``; ``fast`` sums in another order). The fingerprint deliberately ignores all three
+    (an index built in bf16 is searched in float32), so a cache key needs them besides it: callers add
+    this to the settings they pass to :class:`ThoughtCache`."""
+    device = getattr(model, "device", "cpu")
+    return {"dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
+            "device": str(getattr(device, "type", device)), "decode": str(getattr(model, "decode", "auto"))}
 
 
 def settings_key(settings: dict[str, Any]) -> str:

@@ -41,7 +41,11 @@ class RLConfig:
     weight_decay: float = _help("AdamW weight decay", 0.0)
     max_grad_norm: float = _help("gradient clipping by global norm (0: none)", 1.0)
     dtype: str = _help("weights dtype while training (float32 master weights)", "float32")
+    device: str = _help("torch device; empty: CUDA when present (each torchrun rank its own GPU), else CPU", "")
     mixed_precision: str = _help("'auto' (bf16 autocast where the hardware has native bf16), 'bf16' or 'no'", "auto")
+    logprob_chunk: int = _help("thought tokens per chunk of the LM head's log-softmax in the policy and "
+                               "reference passes (0: as many as 64 MiB of float32 logits hold, 110 at a "
+                               "152k vocabulary); memory and speed only: results equal to float rounding", 0)
     save_steps: int = _help("write a resumable checkpoint every N steps (0: only at the end)", 25)
     seed: int = _help("seed of the row order and of the rollouts", 0)
     export_merged: bool = _help("after RL, write the merged O1 model to OUT/final", True)
@@ -72,6 +76,8 @@ class RLConfig:
             raise InputError(f"mixed_precision must be 'auto', 'bf16' or 'no', got {self.mixed_precision!r}")
         if self.max_new_tokens < 1:
             raise InputError("max_new_tokens must be >= 1")
+        if not isinstance(self.logprob_chunk, int) or self.logprob_chunk < 0:
+            raise InputError(f"logprob_chunk must be an integer >= 0 (0: automatic), got {self.logprob_chunk!r}")
         self.adapter.validate()
         return self
 

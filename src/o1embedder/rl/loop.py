@@ -10,11 +10,15 @@ the rollout with the clipped ratio).
 Our own loop rather than the Hugging Face ``Trainer``: a step needs generation between batches, which
 the Trainer's loop has no hook for (TRL's GRPOTrainer rebuilds most of that loop to get it).
 
-Under several processes (torchrun), each rank rolls out and rewards its own rows (a row's G samples
-never leave their rank, so advantages need no communication); the reward's candidates and the
-contrastive term's are every rank's documents (gathered, as training does); token means
-and the contrastive mean are global (``losses.global_mean_share``), and gradients are averaged across
-ranks after the backward, so each step equals one process's step on the concatenated batch of rows.
+Under several processes (``torchrun ... -m o1embedder rl``), :func:`distributed.init_from_env` joins
+the process group and places each rank on its own device. Each rank rolls out and rewards its own rows
+(a row's G samples never leave their rank, so advantages need no communication); the reward's
+candidates and the contrastive term's are every rank's documents (gathered, as training does); token
+means and the contrastive mean are global (``losses.global_mean_share``). The gradient-carrying forward
+(documents + policy sequences) is one call of :class:`PolicyModule`, wrapped in torch's
+``DistributedDataParallel``, so gradients are averaged in DDP's buckets, overlapped with the backward,
+as in training; each step equals one process's step on the concatenated batch of rows. Only rank 0
+writes the log, checkpoints and ``OUT/final``.
 """
 
 from __future__ import annotations
@@ -30,17 +34,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from .. import distributed
-from ..errors import InputError
 from ..formats import atomic_write
 from ..log import get_logger
+from ..provenance import file_digest
 from ..templates import Template
 from ..training.adapters import export_merged, prepare_model
 from ..training.config import DataConfig
 from ..training.data import TrainingSet, load_rows
 from ..training.forward import JointModel
 from . import objective
+from .checkpoints import (
+    PROVENANCE_FILE,
+    check_provenance,
+    checkpoints,
+    finished,
+    load_checkpoint,
+    provenance,
+    recorded,
+    save_checkpoint,
+)
 from .config import CONFIG_FILE, RLConfig
 from .rollout import Rollout, policy_batch, rollout_seed, sample_thoughts, to_device
 
@@ -58,10 +73,52 @@ class RLParts:
     template: Template
     rows: TrainingSet
     config: RLConfig
+    device: torch.device = torch.device("cpu")
+    source: dict[str, str] | None = None
+    """Fingerprints of what the run starts from (the model's weights, the data file): see :func:`provenance`."""
+    policy: Any = None
+    """The module whose forward carries every gradient of a step (:class:`PolicyModule`, DDP-wrapped
+    under several processes); set by :func:`build`."""
 
     @property
     def lm(self) -> Any:
         return self.joint.lm
+
+
+class PolicyModule(nn.Module):
+    """One forward for everything a step differentiates: the rows' documents and the sampled
+    ``prompt + thought + EOS + <emb>`` sequences -> (document vectors [D, H], thought-token
+    log-probabilities [M], sampled-thought query vectors [S, H]).
+
+    DDP averages gradients only for parameters used inside its wrapper's ``forward``, once per
+    backward; calling the joint model's parts one by one (as a single process may) would bypass its
+    hooks. So the step's two gradient-carrying passes go through this one call.
+    """
+
+    def __init__(self, parts: RLParts) -> None:
+        super().__init__()
+        self.joint = parts.joint
+        self._parts = parts               # a plain attribute: the joint model is registered once, above
+
+    def forward(self, d_ids: torch.Tensor, d_mask: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor,
+                rows: torch.Tensor, cols: torch.Tensor, labels: torch.Tensor,
+                temperature: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from .rollout import PolicyBatch
+
+        d = self.joint.encode_docs(d_ids, d_mask)                                      # [D, H]
+        logp, q = policy_forward(self._parts, PolicyBatch(ids, mask, rows, cols, labels, rows), temperature)
+        return d, logp, q
+
+
+def wrap_policy(parts: RLParts) -> Any:
+    """:class:`PolicyModule`, in DDP when several processes run (bucketed gradient averaging)."""
+    module = PolicyModule(parts)
+    if not distributed.is_distributed():
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    device_ids = [parts.device.index] if parts.device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=device_ids)
 
 
 def build(config: RLConfig) -> RLParts:
@@ -69,7 +126,9 @@ def build(config: RLConfig) -> RLParts:
     from ..model import O1Embedder
 
     config.validate()
-    o1 = O1Embedder.from_pretrained(config.model, dtype=config.dtype)
+    device = distributed.init_from_env(config.device or None)
+    o1 = O1Embedder.from_pretrained(config.model, device=device, dtype=config.dtype)
+    source = {"model": o1.fingerprint(), "data": file_digest(config.data)}
     template = o1.template
     data_cfg = DataConfig(group_size=config.group_size, thought_dropout=1.0, seed=config.seed)
     rows = load_rows(config.data, template, data_cfg, warn_no_thought=False)
@@ -79,7 +138,9 @@ def build(config: RLConfig) -> RLParts:
     lm = prepare_model(o1.model, template, config.adapter)
     o1.model = lm
     joint = JointModel(lm, trainable_only_state=config.adapter.mode == "lora")
-    return RLParts(o1, joint, reference, template, TrainingSet(rows, template, data_cfg), config)
+    parts = RLParts(o1, joint, reference, template, TrainingSet(rows, template, data_cfg), config, device, source)
+    parts.policy = wrap_policy(parts)
+    return parts
 
 
 def autocast_for(config: RLConfig, device: torch.device) -> Any:
@@ -142,30 +203,40 @@ def rewards_for(rollout: Rollout, d: torch.Tensor, config: RLConfig) -> torch.Te
 def reference_logprobs(parts: RLParts, batch: Any, temperature: float) -> torch.Tensor:
     """Log-probabilities of the thought tokens under the model before RL (no gradient): the frozen
     copy (full fine-tuning) or the same LM with its adapters disabled (LoRA)."""
+    chunk = parts.config.logprob_chunk
     with torch.no_grad():
         if parts.reference is not None:
-            return _thought_logprobs(parts.reference, batch, temperature)
+            return _thought_logprobs(parts.reference, batch, temperature, chunk)
         with parts.lm.disable_adapter():
-            return _thought_logprobs(parts.lm, batch, temperature)
+            return _thought_logprobs(parts.lm, batch, temperature, chunk)
 
 
-def _thought_logprobs(lm: Any, batch: Any, temperature: float) -> torch.Tensor:
+def _thought_logprobs(lm: Any, batch: Any, temperature: float, chunk: int = 0) -> torch.Tensor:
+    from .logprobs import thought_logprobs
+
     hidden = JointModel(lm)._hidden(batch.ids, batch.mask)                            # [S, T, H]
-    logits = lm.get_output_embeddings()(hidden[batch.rows, batch.cols])               # [M, V]
-    return objective.token_logprobs(logits, batch.labels, temperature)
+    return thought_logprobs(hidden[batch.rows, batch.cols], batch.labels, lm.get_output_embeddings(),
+                            temperature, chunk)                                        # [M, H] -> [M]
 
 
 def policy_forward(parts: RLParts, batch: Any, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass over the sampled sequences -> (thought-token log-probs [M], query vectors [S, H])."""
+    """One pass over the sampled sequences -> (thought-token log-probs [M], query vectors [S, H]).
+
+    The log-probs are computed ``logprob_chunk`` tokens at a time, each chunk's logits recomputed in
+    the backward (:mod:`o1embedder.rl.logprobs`): never ``[M, V]`` logits, in the forward or the backward.
+    """
+    from .logprobs import thought_logprobs
+
     hidden = parts.joint._hidden(batch.ids, batch.mask)                             # [S, T, H]
-    logits = parts.lm.get_output_embeddings()(hidden[batch.rows, batch.cols])       # [M, V]
-    return objective.token_logprobs(logits, batch.labels, temperature), JointModel.pool(hidden)
+    logp = thought_logprobs(hidden[batch.rows, batch.cols], batch.labels, parts.lm.get_output_embeddings(),
+                            temperature, parts.config.logprob_chunk)                 # [M, H] -> [M]
+    return logp, JointModel.pool(hidden)
 
 
 def rl_step(parts: RLParts, optimizer: Any, scheduler: Any, step: int) -> dict[str, float]:
     """Roll out, reward, update; returns the step's logged numbers (this rank's rows)."""
     config, joint = parts.config, parts.joint
-    device = next(joint.parameters()).device
+    device = parts.device
     queries, d_ids, d_mask = step_inputs(parts, step)
     amp = autocast_for(config, device)
     joint.eval()
@@ -184,11 +255,11 @@ def rl_step(parts: RLParts, optimizer: Any, scheduler: Any, step: int) -> dict[s
     totals: dict[str, float] = {}
     for _ in range(config.updates):
         with amp:
-            d = joint.encode_docs(d_ids, d_mask)                                       # [B*group, H]
+            d, logp, q = parts.policy(d_ids, d_mask, batch.ids, batch.mask, batch.rows, batch.cols,
+                                      batch.labels, config.rollout_temperature)   # [B*group, H], [M], [S, H]
             if old_logp is None:
                 rewards = rewards_for(rollout, d, config)
                 advantages = objective.group_advantages(rewards, config.samples)
-            logp, q = policy_forward(parts, batch, config.rollout_temperature)
             old_logp = logp.detach() if old_logp is None else old_logp
             terms = objective.grpo_terms(logp, old_logp, ref_logp, advantages, batch.token_sample,
                                          clip=config.clip)
@@ -197,86 +268,19 @@ def rl_step(parts: RLParts, optimizer: Any, scheduler: Any, step: int) -> dict[s
                                                              temperature=config.temperature)
             loss = objective.rl_loss(terms, kl_coef=config.kl_coef, contrastive_weight=config.contrastive_weight)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()                                   # under DDP: gradients averaged over ranks
         trainable = [p for p in joint.parameters() if p.requires_grad]
-        distributed.average_gradients(trainable)
         if config.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
         optimizer.step()
         for name, value in {"loss": loss, **terms}.items():
             totals[name] = totals.get(name, 0.0) + float(value.detach()) / config.updates
     scheduler.step()
-    return {**totals, "reward_mean": float(rewards.mean()), "reward_std": float(rewards.std()),
-            "zero_variance": objective.zero_variance_fraction(rewards, config.samples),
+    every = distributed.all_gather_no_grad(rewards)        # the step's rewards on all ranks, for the log
+    return {**totals, "reward_mean": float(every.mean()), "reward_std": float(every.std()),
+            "zero_variance": objective.zero_variance_fraction(every, config.samples),
             "thought_tokens": float(rollout.lengths.mean()), "lr": float(scheduler.get_last_lr()[0]),
             "rollout_seconds": rollout_seconds}
-
-
-# -- checkpoints ----------------------------------------------------------------------------------
-def _checkpoints(out: Path) -> list[tuple[int, Path]]:
-    found = []
-    for path in out.glob("checkpoint-*"):
-        tail = path.name.split("-", 1)[1]
-        if tail.isdigit() and (path / "state.json").is_file():
-            found.append((int(tail), path))
-    return sorted(found)
-
-
-def save_checkpoint(parts: RLParts, optimizer: Any, scheduler: Any, step: int, out: Path) -> None:
-    """``OUT/checkpoint-STEP``: trainable tensors and optimizer state (safetensors), counters (JSON)."""
-    from safetensors.torch import save_file
-
-    if not distributed.is_main_process():
-        return
-    final, tmp = out / f"checkpoint-{step}", out / f".checkpoint-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in parts.joint.state_dict().items()}
-    save_file(state, str(tmp / "trainable.safetensors"))
-    tensors, meta = _flatten_optimizer(optimizer.state_dict())
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "optimizer.json").write_text(json.dumps(meta))
-    (tmp / "state.json").write_text(json.dumps({"step": step, "scheduler": scheduler.state_dict()}))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old_step, path in _checkpoints(out)[:-1]:       # keep the newest only
-        if old_step != step:
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """An optimizer ``state_dict`` as named tensors + JSON (so resuming never unpickles)."""
-    tensors, scalars = {}, {}
-    for index, slots in state["state"].items():
-        for name, value in slots.items():
-            if torch.is_tensor(value):
-                tensors[f"{index}.{name}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{index}.{name}"] = value
-    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in [*tensors.items(), *meta["scalars"].items()]:
-        index, name = key.split(".", 1)
-        state.setdefault(int(index), {})[name] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def load_checkpoint(parts: RLParts, optimizer: Any, scheduler: Any, path: Path) -> int:
-    from safetensors.torch import load_file
-
-    state = load_file(str(path / "trainable.safetensors"))
-    missing, unexpected = parts.joint.load_state_dict(state, strict=False)
-    if unexpected or set(missing) - set(parts.joint._keys_to_ignore_on_save or []):
-        raise InputError(f"checkpoint does not fit this model (missing {len(missing)}, unexpected "
-                         f"{len(unexpected)} tensors)", path=path)
-    meta = json.loads((path / "optimizer.json").read_text())
-    optimizer.load_state_dict(_unflatten_optimizer(load_file(str(path / "optimizer.safetensors")), meta))
-    counters = json.loads((path / "state.json").read_text())
-    scheduler.load_state_dict(counters["scheduler"])
-    return int(counters["step"])
 
 
 # -- the run ----------------------------------------------------------------------------------------
@@ -302,33 +306,42 @@ def _bar_text(numbers: dict[str, float]) -> dict[str, str]:
 def rl(config: RLConfig, *, show_progress: bool | None = None, stop_after: int | None = None) -> Path:
     """Run GRPO per ``config``; return ``OUT/final`` (or ``OUT`` without export).
 
-    Resumes from the newest ``OUT/checkpoint-*``; ``stop_after`` ends the run after that many steps
-    of *this* call (for tests of resuming).
+    Resumes from the newest ``OUT/checkpoint-*`` when it was made with the same settings, model and
+    data (otherwise :class:`InputError` names the first setting that differs); a finished run is
+    returned as it is, nothing retrained. ``stop_after`` ends the run after that many steps of *this*
+    call (for tests of resuming). Under ``torchrun`` every rank runs this; only rank 0 writes.
     """
     from tqdm.auto import tqdm
 
     torch.manual_seed(config.seed)                      # LoRA's random A matrices: equal on every rank
     parts = build(config)
     out = Path(config.out)
+    record = provenance(parts)
+    done_at = finished(out, config)
+    found = checkpoints(out)
+    if done_at is not None or found:
+        check_provenance(recorded(done_at or found[-1][1]), record, done_at or found[-1][1])
+    if done_at is not None:
+        logger.info("%s: this run already finished with these settings; nothing to do", done_at)
+        return done_at if config.export_merged else out
     if distributed.is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         _write_text(out / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
     optimizer, scheduler = optimizer_for(parts)
     start = 0
-    found = _checkpoints(out)
     if found:
         start = load_checkpoint(parts, optimizer, scheduler, found[-1][1])
         logger.info("resuming from %s (step %d of %d)", found[-1][1], start, config.steps)
     log_path = out / LOG_FILE
     _truncate_log(log_path, start)
     end = config.steps if stop_after is None else min(config.steps, start + stop_after)
-    show = distributed.is_main_process() if show_progress is None else show_progress
+    show = distributed.is_main_process() and (show_progress is None or show_progress)
     with tqdm(total=config.steps, initial=start, desc="rl", unit="step", disable=not show) as bar:
         for step in range(start, end):
             began = time.perf_counter()
             numbers = rl_step(parts, optimizer, scheduler, step)
             numbers["seconds"] = time.perf_counter() - began
-            numbers = _mean_over_ranks(numbers)
+            numbers = {**_mean_over_ranks(numbers), "world_size": distributed.world_size()}
             if distributed.is_main_process():
                 with open(log_path, "a", encoding="utf-8") as fh:
                     fh.write(_log_line(step + 1, numbers) + "\n")
@@ -338,21 +351,30 @@ def rl(config: RLConfig, *, show_progress: bool | None = None, stop_after: int |
             if config.save_steps and done % config.save_steps == 0 and done < config.steps:
                 save_checkpoint(parts, optimizer, scheduler, done, out)
     distributed.barrier()
-    if end < config.steps:
+    if end < config.steps or not config.export_merged:
         save_checkpoint(parts, optimizer, scheduler, end, out)
-        return out
-    if not config.export_merged:
-        save_checkpoint(parts, optimizer, scheduler, end, out)
+        distributed.barrier()
         return out
     final = out / "final"
     if distributed.is_main_process():
-        lm = parts.lm
-        for param in lm.parameters():
-            param.requires_grad_(False)
-        export_merged(lm, parts.o1.tokenizer, parts.o1.settings, final)
-        _write_text(final / CONFIG_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+        _export(parts, final, record)
     distributed.barrier()
     return final
+
+
+def _export(parts: RLParts, final: Path, record: dict[str, Any]) -> None:
+    """The merged model, its config and provenance into ``final`` through a temporary folder, so a
+    run killed while exporting leaves no ``final`` that looks finished."""
+    tmp = final.with_name(f".{final.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    lm = parts.lm
+    for param in lm.parameters():
+        param.requires_grad_(False)
+    export_merged(lm, parts.o1.tokenizer, parts.o1.settings, tmp)
+    _write_text(tmp / CONFIG_FILE, json.dumps(parts.config.to_dict(), indent=2) + "\n")
+    _write_text(tmp / PROVENANCE_FILE, json.dumps(record, indent=2) + "\n")
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
 
 
 def _mean_over_ranks(numbers: dict[str, float]) -> dict[str, float]:

@@ -38,7 +38,7 @@ from typing import Any
 from ..errors import ExpertError, InputError
 from ..formats import TrainingRow, read_training_rows
 from ..journal import JsonlAppender, recover_jsonl
-from ..log import get_logger
+from ..log import get_logger, progress_enabled
 from .backends import Backend, BackendOptions, ExpertUnavailableError, GenRequest, make_backend
 from .prompts import FewShotSampler, PromptTemplate
 from .quality import candidate_problem
@@ -321,7 +321,7 @@ class _Progress:
         self.report = report
         self.start = time.perf_counter()
         self.last_postfix = 0.0
-        self.bar = tqdm(total=total, unit="row", desc="synthesize", disable=not enabled, dynamic_ncols=True)
+        self.bar = tqdm(total=total, unit="row", desc="synthesize", disable=not progress_enabled(enabled), dynamic_ncols=True)
 
     def update(self, n: int) -> None:
         self.bar.update(n)

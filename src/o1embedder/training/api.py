@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,14 @@ def warmup_as_ratio_where_needed(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def training_arguments(config: TrainConfig) -> Any:
+    import torch
     from transformers import TrainingArguments
 
-    kwargs = warmup_as_ratio_where_needed({**DEFAULT_TRAINING_ARGS, **mixed_precision_args(config),
+    # Without CUDA the Trainer must be told it is on CPU: otherwise accelerate sees torchrun's ranks
+    # but no accelerator, runs each rank as a lone process (no DDP, no data sharding) and every rank
+    # trains, and writes, a copy of the same job.
+    on_cpu = {} if torch.cuda.is_available() else {"use_cpu": True}
+    kwargs = warmup_as_ratio_where_needed({**DEFAULT_TRAINING_ARGS, **on_cpu, **mixed_precision_args(config),
                                           **config.training_args, "output_dir": config.out})
     try:
         return TrainingArguments(**kwargs)
@@ -111,11 +117,36 @@ def training_arguments(config: TrainConfig) -> Any:
         raise InputError(f"bad Trainer argument: {exc}") from None
 
 
+def refuse_zero3(config: TrainConfig) -> None:
+    """DeepSpeed ZeRO-3 partitions the weights while the model loads (``zero.Init``): each rank holds
+    a slice of every tensor, whereas the O1 loader checks the vocabulary against the embedding, adds
+    the special tokens, fingerprints and exports whole tensors. Tried on 2 CPU ranks (2026-12-06): it
+    stops at the embedding check (0 rows). Refused up front rather than failing midway; ZeRO-2 (tested)
+    shards the optimizer state and gradients, FSDP the weights too."""
+    import json
+
+    given = config.training_args.get("deepspeed")
+    if not given:
+        return
+    try:
+        ds = given if isinstance(given, dict) else json.loads(Path(given).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the DeepSpeed config: {exc}", path=str(given)) from None
+    if int((ds.get("zero_optimization") or {}).get("stage", 0)) == 3:
+        raise InputError("DeepSpeed ZeRO-3 is not supported (it partitions the weights at load; the O1 loader "
+                         "needs whole tensors): use ZeRO-2 (examples/train_deepspeed_zero2.json) or FSDP",
+                         path=None if isinstance(given, dict) else str(given))
+
+
 def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
     """Train per ``config``; return the merged O1 model folder (``OUT/final``), or ``OUT`` without export."""
     from transformers import set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
+    # torchrun: join the process group (our timeout, each rank on its own device) before the Trainer's
+    # accelerate state, which keeps a group that already exists.
+    refuse_zero3(config)
+    distributed.init_from_env("cpu" if config.training_args.get("use_cpu") else None)
     args = training_arguments(config)
     set_seed(args.seed)                      # LoRA's random init must be the same on every rank / resume
     parts = build(config)
@@ -126,6 +157,11 @@ def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
     trainer = O1Trainer(model=parts.model, args=args, train_dataset=parts.dataset,
                         data_collator=parts.collator, loss_config=config.loss, gradcache=config.gradcache,
                         callbacks=[SaveConfigCallback(config, parts.tokenizer), *(callbacks or [])])
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not trainer.is_fsdp_enabled:
+        # accelerate turns an FSDP launch config into FSDP for GPU-class devices only; on the CPU it
+        # runs plain DDP (measured: the same losses as DDP to the printed digits), so say so
+        logger.warning("FSDP was asked for, but accelerate runs FSDP on GPUs only: this run uses DDP "
+                       "(every rank holds the whole model)")
     if trainer.pop_callback(ProgressCallback) is not None:       # the bar shows the loss parts instead
         trainer.add_callback(LossBar())
     if trainer.pop_callback(PrinterCallback) is not None:        # no bar: compact log lines, not dicts
