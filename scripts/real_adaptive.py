@@ -34,7 +34,8 @@ def margins(config: RealConfig, name: str, qs: data.QuerySet) -> dict[str, float
 
     model = O1Embedder.from_pretrained(config.root / "models" / name / "final")
     vectors = model.encode_queries(list(qs.queries.values()), think=False, show_progress_bar=False)
-    hits = load_index(config.root / "indexes" / qs.dataset / name).search(np.asarray(vectors, np.float32), 3)
+    index = load_index(config.root / "indexes" / qs.dataset / name, expect_fingerprint=model.fingerprint())
+    hits = index.search(np.asarray(vectors, np.float32), 3)
     return {q: top_margin([s for d, s in found if d != q][:2]) for q, found in zip(qs.queries, hits, strict=True)}
 
 
@@ -54,7 +55,7 @@ def main() -> None:
         for name in names:
             prefix = "o1-rl" if name.startswith("o1-rl-") else "o1"
             expert = name.removeprefix(prefix + "-")
-            found = {k: evaluate.cached(config, qs, f"{prefix}-{k}", expert) for k in ("no-think", "think-k3")}
+            found = {k: evaluate.stored(config, qs, f"{prefix}-{k}", expert) for k in ("no-think", "think-k3")}
             if None in found.values():
                 print(f"skip {name} {dataset}: its no-think / think-k3 results are not there")
                 continue

@@ -20,7 +20,8 @@ from o1embedder.evaluation.metrics import evaluate_run
 from o1embedder.model import O1Embedder
 from o1embedder.real.config import DATASETS, RealConfig
 from o1embedder.real.data import corpus, query_set
-from o1embedder.real.evaluate import DEPTH, index, pool, search
+from o1embedder.real.evaluate import DEPTH, pool, search
+from o1embedder.retrieval import load_index
 
 
 def ndcg(qs, idx, vectors) -> float:
@@ -45,7 +46,7 @@ def main() -> None:
         for dataset in DATASETS:
             docs = corpus(config, dataset)
             qs = query_set(config, dataset, "validation", docs)
-            idx = index(config, dataset, name, str(path), docs)
+            idx = load_index(config.root / "indexes" / dataset / name, expect_fingerprint=model.fingerprint())
             queries = list(qs.queries.values())
             rows.append({"model": name, "dataset": dataset, "temperature": None, "k": 0,
                          "ndcg@10": ndcg(qs, idx, model.encode_queries(queries, think=False))})

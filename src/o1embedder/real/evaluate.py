@@ -17,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import provenance
 from ..formats import write_json, write_jsonl
 from ..log import get_logger
 from .config import RealConfig
 from .data import QuerySet
+from .stages import Stage
 
 logger = get_logger(__name__)
 DEPTH = 100
@@ -38,35 +40,53 @@ class Result:
     per_query: dict[str, float]
     seconds: float | None
     """Query-side seconds over the whole set (encode, think, search excluded); None when not timed apart."""
+    provenance: dict[str, Any] | None = None
+    """What made it: ``model`` (the fingerprint in the searched index's manifest), ``index`` and
+    ``record`` (the index's and this result's provenance fingerprints), ``settings`` (every setting
+    upstream of it, see :mod:`.stages`)."""
 
     def row(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "split": self.split, "system": self.system, "expert": self.expert,
                 "ndcg@10": round(self.metrics["ndcg@10"], 4), "recall@100": round(self.metrics["recall@100"], 4),
                 "mrr@10": round(self.metrics["mrr@10"], 4), "queries": len(self.per_query),
-                "seconds_per_query": None if self.seconds is None else round(self.seconds / len(self.per_query), 4)}
+                "seconds_per_query": None if self.seconds is None else round(self.seconds / len(self.per_query), 4),
+                "provenance": self.provenance}
 
 
-def _result_path(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Path:
+def result_path(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Path:
     return config.root / "results" / qs.split / qs.dataset / f"{system}__{expert}.json"
 
 
-def cached(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Result | None:
-    path = _result_path(config, qs, system, expert)
-    return Result(**json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else None
+def stored(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Result | None:
+    """A finished result as the folder holds it, whatever settings made it (for scripts that study a
+    finished run; the recipe itself uses :func:`cached`). Its ``provenance`` says what made it."""
+    path = result_path(config, qs, system, expert)
+    done = (provenance.read(path) or {}).get("complete")
+    return Result(**json.loads(path.read_text(encoding="utf-8"))) if done and path.is_file() else None
+
+
+def cached(stage: Stage) -> Result | None:
+    """The stage's result when its record matches (else ``None``: compute it, see :func:`score_run`)."""
+    return Result(**json.loads(stage.output.read_text(encoding="utf-8"))) if stage.fresh() else None
 
 
 def score_run(config: RealConfig, qs: QuerySet, system: str, expert: str, hits: list[list[tuple[str, float]]],
-              seconds: float | None) -> Result:
-    """Metrics of one run (top-``DEPTH`` per query, the query's own id skipped as BEIR does); saved."""
+              seconds: float | None, stage: Stage, index_stage: Stage, index: Any) -> Result:
+    """Metrics of one run (top-``DEPTH`` per query, the query's own id skipped as BEIR does); saved
+    with its provenance, then its record."""
     from ..evaluation.metrics import evaluate_run
 
     run = {}
     for qid, found in zip(qs.queries, hits, strict=True):
         run[qid] = dict([(d, s) for d, s in found if d != qid][:DEPTH])
     metrics = evaluate_run(qs.qrels, run, k_values=(1, 10, 100))
+    made = {"model": index.manifest.get("fingerprint"), "index": index_stage.fingerprint,
+            "record": stage.fingerprint, "settings": stage.record.lineage}
     result = Result(qs.dataset, qs.split, system, expert, metrics.aggregate,
-                    {q: v["ndcg@10"] for q, v in metrics.per_query.items()}, seconds)
-    write_json(_result_path(config, qs, system, expert), result.__dict__)
+                    {q: v["ndcg@10"] for q, v in metrics.per_query.items()}, seconds, made)
+    stage.begin()
+    write_json(stage.output, result.__dict__)
+    stage.finish()
     logger.info("%s %s %-28s %-8s nDCG@10 %.4f  R@100 %.4f", qs.dataset, qs.split, system, expert,
                 metrics.aggregate["ndcg@10"], metrics.aggregate["recall@100"])
     return result
@@ -74,22 +94,34 @@ def score_run(config: RealConfig, qs: QuerySet, system: str, expert: str, hits: 
 
 # -- indexes ------------------------------------------------------------------------------------------
 
-def index(config: RealConfig, dataset: str, name: str, spec: str, corpus: dict[str, Any]) -> Any:
-    """The index of ``spec`` over ``corpus`` in ``indexes/DATASET/NAME`` (built once; resumable)."""
+def index(config: RealConfig, spec: str, corpus: dict[str, Any], stage: Stage, expect: str | None) -> Any:
+    """The index of ``spec`` over ``corpus`` in ``stage.output`` (``indexes/DATASET/NAME``): reused when
+    its record matches and its manifest names the model ``expect`` (fingerprint), else rebuilt; a
+    killed build resumes its shards."""
+    from ..errors import IndexMismatchError, InputError
     from ..retrieval import build_index, load_index
 
-    folder = config.root / "indexes" / dataset / name
-    stats = folder / "build.json"
-    if stats.is_file():
-        return load_index(folder)
+    folder = stage.output
+    if stage.fresh():
+        try:
+            return load_index(folder, expect_fingerprint=expect)
+        except (IndexMismatchError, InputError) as exc:
+            logger.warning("%s; rebuilding it", exc)
+            provenance.remove(folder)
+    stage.begin()
     start = time.perf_counter()
     dense = not spec.startswith("bm25")
     built = build_index(spec, corpus, folder, max_length=config.passage_tokens if dense and not
-                        spec.startswith("st:") else None, batch_size=32, shard_size=2048)
+                        spec.startswith("st:") else None, batch_size=32, shard_size=2048,
+                        device=config.resolved_device() if dense else None)
     seconds = time.perf_counter() - start
-    write_json(stats, {"docs": len(corpus), "seconds": round(seconds, 1),
-                       "docs_per_s": round(len(corpus) / seconds, 2),
-                       "dtype": (built.manifest.get("encoder") or {}).get("dtype")})
+    found = built.manifest.get("fingerprint")
+    if expect is not None and found != expect:
+        logger.warning("%s: built with fingerprint %s, the model's is %s", folder, found, expect)
+    write_json(folder / "build.json", {"docs": len(corpus), "seconds": round(seconds, 1),
+                                       "docs_per_s": round(len(corpus) / seconds, 2),
+                                       "dtype": (built.manifest.get("encoder") or {}).get("dtype")})
+    stage.finish(fingerprint=found)
     return built
 
 
@@ -99,8 +131,13 @@ def search(idx: Any, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
 
 # -- thoughts of an O1 model -----------------------------------------------------------------------------
 
+def thoughts_path(config: RealConfig, name: str, qs: QuerySet, suffix: str) -> Path:
+    return config.root / "thoughts" / f"{name}-{qs.dataset}-{qs.split}{suffix}"
+
+
 def think(config: RealConfig, model: Any, name: str, qs: QuerySet) -> tuple[np.ndarray, list[list[list[int]]], float]:
-    """Per-sample one-pass vectors [Q, k, H], thought ids and the seconds it took; cached on disk."""
+    """Per-sample one-pass vectors [Q, k, H], thought ids and the seconds it took; kept on disk (the
+    caller's stage decides whether what is there is still valid)."""
     folder = config.root / "thoughts"
     stem = folder / f"{name}-{qs.dataset}-{qs.split}"
     if stem.with_suffix(".npy").is_file():

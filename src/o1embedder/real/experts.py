@@ -33,7 +33,24 @@ def _backend_options(config: RealConfig, n_requests: int | None = None) -> Any:
 
     sampling = SamplingParams(temperature=config.expert_temperature, top_p=config.expert_top_p,
                               max_tokens=config.expert_max_tokens)
-    return BackendOptions(sampling=sampling, batch_size=config.expert_batch, dtype="auto", device="cpu")
+    return BackendOptions(sampling=sampling, batch_size=config.expert_batch, dtype="auto",
+                          device=config.resolved_device())
+
+
+def prompt_digest(expert: str) -> str:
+    """The expert prompt's sha256 (a changed preset redoes what it wrote)."""
+    return _prompt(expert).sha256()
+
+
+def synthesis_files(config: RealConfig, expert: str) -> list[Path]:
+    """The synthesis stage's partial state and side files (removed with it when its record differs)."""
+    folder = config.root / expert
+    return [folder / "prompt-rows.jsonl", *folder.glob("synthesis*.jsonl"), folder / "no-candidates.jsonl"]
+
+
+def refine_files(config: RealConfig, expert: str) -> list[Path]:
+    """The committee's journal, dropped rows and summary (removed with the refine stage's output)."""
+    return sorted((config.root / expert).glob("train.*"))
 
 
 def _short_rows(config: RealConfig, rows: list[TrainingRow], expert: str) -> list[dict[str, Any]]:
@@ -84,7 +101,8 @@ def refine(config: RealConfig, expert: str, candidates_path: Path, minilm: str) 
     folder = config.root / expert
     out = folder / "train-all.jsonl"
     if not out.is_file():
-        members = [make_member(config.bm25), STMember(minilm, encoder=STEncoder(minilm, max_length=config.committee_max_length))]
+        encoder = STEncoder(minilm, max_length=config.committee_max_length, device=config.resolved_device())
+        members = [make_member(config.bm25), STMember(minilm, encoder=encoder)]
         run(candidates_path, folder / "train.jsonl", members, config=CommitteeConfig(policy=config.committee_policy))
         rows = read_training_rows(folder / "train.jsonl")
         failed = read_training_rows(folder / "no-candidates.jsonl") if (folder / "no-candidates.jsonl").stat().st_size else []
@@ -123,22 +141,25 @@ async def _think(backend: Any, config: RealConfig, prompt: Any, sampler: Any,
         await backend.aclose()
 
 
-def expert_thoughts(config: RealConfig, base: Path, train: Path, queries: dict[str, str], name: str) -> dict[str, str]:
-    """The expert's paper-prompt thought per query (few-shot examples from *training* rows only),
-    cached in ``thoughts/NAME.jsonl``."""
+def read_thoughts(path: Path) -> dict[str, str]:
     import json
 
+    return {r["id"]: r["thought"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+
+
+def expert_thoughts(config: RealConfig, base: Path, train: Path, queries: dict[str, str], path: Path) -> dict[str, str]:
+    """The expert's paper-prompt thought per query (few-shot examples from *training* rows only),
+    written to ``path`` (``thoughts/expert-paper-DATASET-SPLIT.jsonl``)."""
     from ..synthesis import FewShotSampler
     from ..synthesis.hf_backend import create
 
-    path = config.root / "thoughts" / f"{name}.jsonl"
     if path.is_file():
-        return {r["id"]: r["thought"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
+        return read_thoughts(path)
     rows = [TrainingRow(query=r["query"], pos=r["pos"], id=r["id"])
             for r in _short_rows(config, read_training_rows(train), "paper")]
     sampler = FewShotSampler(rows, config.paper_shots, config.seed)
     backend = create(str(base), _backend_options(config))
-    logger.info("expert thoughts for %d queries (%s)", len(queries), name)
+    logger.info("expert thoughts for %d queries (%s)", len(queries), path.stem)
     found = asyncio.run(_think(backend, config, _prompt("paper"), sampler, queries))
     write_jsonl(path, ({"id": q, "query": queries[q], "thought": found[q]} for q in queries))
     return found

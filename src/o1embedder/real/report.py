@@ -34,13 +34,37 @@ def paired_difference(a: dict[str, float], b: dict[str, float], *, resamples: in
             "queries": len(qids)}
 
 
+TOLERANCE = 0.01
+"""The second goal: no thinking within this much nDCG@10 of contrastive-only."""
+VERDICT_RULE = (
+    "A goal is a claim about the mean per-query nDCG@10 difference d (the first system minus the "
+    "second), decided from its 95 % paired bootstrap interval [low, high], never from the point "
+    "estimate: 'beats' goals (d > 0) are met when low > 0, missed when high <= 0, inconclusive "
+    "otherwise (the interval spans zero); the tolerance goal (d >= -0.01) is met when low >= -0.01, "
+    "missed when high < -0.01, inconclusive otherwise. The best bolted-on row is the higher of the "
+    "two by nDCG@10.")
+
+
+def verdict(diff: dict[str, Any] | None, threshold: float = 0.0, *, strict: bool = True) -> str | None:
+    """``met`` / ``missed`` / ``inconclusive`` for the goal ``d > threshold`` (``strict``) or
+    ``d >= threshold``, from the 95 % interval of ``d`` (see :data:`VERDICT_RULE`): met when every value
+    of the interval satisfies the goal, missed when none does, inconclusive otherwise."""
+    if diff is None:
+        return None
+    low, high = diff["ci95"]
+    holds = (lambda d: d > threshold) if strict else (lambda d: d >= threshold)
+    if holds(low):
+        return "met"
+    return "inconclusive" if holds(high) else "missed"
+
+
 def _find(results: list[Any], dataset: str, system: str, expert: str) -> Any:
     return next((r for r in results if (r.dataset, r.system, r.expert) == (dataset, system, expert)), None)
 
 
 def goals(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The issue's three goals per expert setting and dataset (k = 3 thinking), each with its numbers
-    and a paired bootstrap interval of the per-query difference."""
+    """The issue's three goals per expert setting and dataset (k = 3 thinking), each with its verdict
+    (:func:`verdict`), the per-query difference and its paired bootstrap interval."""
     out = []
     for expert in experts:
         for dataset in DATASETS:
@@ -52,16 +76,17 @@ def goals(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
             if None in (think, no_think, plain):
                 continue
             best_bolted = max(bolted, key=lambda r: r.metrics["ndcg@10"]) if bolted else None
-            t, n, c = (r.metrics["ndcg@10"] for r in (think, no_think, plain))
+            vs_think = paired_difference(think.per_query, no_think.per_query)
+            vs_plain = paired_difference(no_think.per_query, plain.per_query)
+            vs_bolted = paired_difference(think.per_query, best_bolted.per_query) if best_bolted else None
             out.append({"expert": expert, "dataset": dataset,
-                        "think_beats_no_think": t > n,
-                        "think_minus_no_think": paired_difference(think.per_query, no_think.per_query),
-                        "no_think_within_0.01_of_contrastive_only": n >= c - 0.01,
-                        "no_think_minus_contrastive_only": paired_difference(no_think.per_query, plain.per_query),
-                        "bolted_on_worse": best_bolted is not None and best_bolted.metrics["ndcg@10"] < t,
+                        "think_beats_no_think": verdict(vs_think),
+                        "think_minus_no_think": vs_think,
+                        "no_think_within_0.01_of_contrastive_only": verdict(vs_plain, -TOLERANCE, strict=False),
+                        "no_think_minus_contrastive_only": vs_plain,
+                        "bolted_on_worse": verdict(vs_bolted),
                         "best_bolted_on": f"{best_bolted.system} ({best_bolted.expert})" if best_bolted else None,
-                        "think_minus_best_bolted_on": paired_difference(think.per_query, best_bolted.per_query)
-                        if best_bolted else None})
+                        "think_minus_best_bolted_on": vs_bolted})
     return out
 
 
@@ -85,12 +110,36 @@ def _sort_key(row: dict[str, Any]) -> tuple[int, int, str]:
     return (DATASETS.index(row["dataset"]), SYSTEM_ORDER.index(row["system"]), row["expert"])
 
 
-def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| dataset | system | expert | nDCG@10 | Recall@100 | s/query |", "|---|---|---|---|---|---|"]
+def made_by(row: dict[str, Any]) -> str:
+    """A row's provenance in short: model and index fingerprints (8 characters) and the settings that
+    most often change (training steps, passage tokens, thinking where it thought)."""
+    made = row.get("provenance") or {}
+    if not made:
+        return "-"
+    settings = made.get("settings") or {}
+    keys = [("steps", "steps"), ("passage_tokens", "passage"), ("k", "k")]
+    if "n_thoughts" in settings:
+        keys += [("n_thoughts", "n"), ("think_temperature", "T")]
+    parts = [f"{label} {settings[key]}" for key, label in keys if key in settings]
+    model, index = (made.get("model") or "-")[:8], (made.get("index") or "-")[:8]
+    return f"{model} / {index}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+PROVENANCE_NOTE = ("model / index: the first 8 characters of the fingerprint of the model named in the "
+                   "searched index's manifest and of the index's provenance record; report.json gives "
+                   "every setting that made each row (`provenance.settings`).")
+
+
+def table(rows: list[dict[str, Any]], *, provenance: bool = False) -> str:
+    """The results as markdown; ``provenance`` adds a column with :func:`made_by`."""
+    extra = (" model / index (settings) |", "---|") if provenance else ("", "")
+    lines = ["| dataset | system | expert | nDCG@10 | Recall@100 | s/query |" + extra[0],
+             "|---|---|---|---|---|---|" + extra[1]]
     for r in sorted(rows, key=_sort_key):
         spq = "-" if r.get("seconds_per_query") is None else f"{r['seconds_per_query']:.3f}"
-        lines.append(f"| {r['dataset']} | {r['system']} | {r['expert']} | {r['ndcg@10']:.4f} | "
-                     f"{r['recall@100']:.4f} | {spq} |")
+        line = (f"| {r['dataset']} | {r['system']} | {r['expert']} | {r['ndcg@10']:.4f} | "
+                f"{r['recall@100']:.4f} | {spq} |")
+        lines.append(line + (f" {made_by(r)} |" if provenance else ""))
     return "\n".join(lines)
 
 
@@ -140,7 +189,7 @@ def write_reports(config: RealConfig, report: dict[str, Any]) -> dict[str, Any]:
             "rl_effect": rl_effect(split["test"], config.experts),
             "validation_rl_effect": rl_effect(split["validation"], config.experts),
             **report, **_collect(config),
-            "examples": examples(config), "config": config.to_dict()}
+            "examples": examples(config), "config": config.to_dict(), "verdict_rule": VERDICT_RULE}
     root = config.root
     write_json(root / "report.json", full)
     with atomic_write(root / "report.md") as handle:
@@ -150,11 +199,12 @@ def write_reports(config: RealConfig, report: dict[str, Any]) -> dict[str, Any]:
 
 
 def goal_table(rows: list[dict[str, Any]]) -> str:
-    """Each goal's verdict with the mean per-query difference and its 95 % bootstrap interval."""
-    def cell(ok: bool, d: dict[str, Any] | None) -> str:
-        if d is None:
+    """Each goal's verdict with the mean per-query difference and its 95 % bootstrap interval (to the
+    4 decimals the verdict was decided on)."""
+    def cell(verdict: str | None, d: dict[str, Any] | None) -> str:
+        if d is None or verdict is None:
             return "-"
-        return f"{'met' if ok else 'missed'}: {d['mean']:+.4f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}]"
+        return f"{verdict}: {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
 
     lines = ["| expert | dataset | think k3 > no-think | no-think >= contrastive-only - 0.01 | "
              "think k3 > best bolted-on |", "|---|---|---|---|---|"]
@@ -168,10 +218,12 @@ def goal_table(rows: list[dict[str, Any]]) -> str:
 def markdown(report: dict[str, Any]) -> str:
     parts = ["# o1embedder on real data: SmolLM2-135M-Instruct, BEIR SciFact and NFCorpus", ""]
     if report["results"]:
-        parts += ["## Test split", "", table(report["results"]), "", "## Goals (test)", "",
-                  goal_table(report["goals"]), ""]
+        parts += ["## Test split", "", table(report["results"], provenance=True), "", PROVENANCE_NOTE, "",
+                  "## Goals (test)", "",
+                  goal_table(report["goals"]), "", report["verdict_rule"], ""]
     if report["validation_results"]:
-        parts += ["## Validation split (settings were chosen here)", "", table(report["validation_results"]), "",
+        parts += ["## Validation split (settings were chosen here)", "",
+                  table(report["validation_results"], provenance=True), "",
                   goal_table(report["validation_goals"]), ""]
     if report.get("rl_effect") or report.get("validation_rl_effect"):
         parts += ["## The RL stage (GRPO on thoughts) against the model it started from", "",

@@ -31,7 +31,7 @@ def train_config(config: RealConfig, base: Path, rows: Path, out: Path) -> Any:
     args = {"max_steps": config.steps, "per_device_train_batch_size": config.batch_size,
             "learning_rate": config.learning_rate, "warmup_steps": 0.1, "lr_scheduler_type": "linear",
             "logging_steps": 5, "save_strategy": "steps", "save_steps": 20, "save_total_limit": 1,
-            "seed": config.seed, "use_cpu": True, "dataloader_pin_memory": False,
+            "seed": config.seed, "use_cpu": config.resolved_device() == "cpu", "dataloader_pin_memory": False,
             "resume_from_checkpoint": _last_checkpoint(out)}
     return TrainConfig(
         model=str(base), data=str(rows), out=str(out), mixed_precision="auto",
@@ -43,14 +43,17 @@ def train_config(config: RealConfig, base: Path, rows: Path, out: Path) -> Any:
         training_args=args)
 
 
-def _set_think_settings(config: RealConfig, folder: Path) -> None:
-    """Record the recipe's thinking settings in ``o1embedder.json`` (weights untouched), so the saved
-    model thinks as evaluated when others load it."""
+def set_think_settings(config: RealConfig, folder: Path) -> None:
+    """Record the recipe's thinking settings in ``o1embedder.json`` (weights and fingerprint untouched),
+    so the saved model thinks as evaluated when others load it. Written only when they differ: a
+    changed ``n_thoughts`` updates a trained model without retraining it."""
     path = folder / "o1embedder.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    data["think"].update(n_thoughts=config.n_thoughts, temperature=config.think_temperature,
-                         top_p=config.think_top_p, max_new_tokens=config.think_max_new_tokens, seed=0)
-    write_json(path, data)
+    wanted = {"n_thoughts": config.n_thoughts, "temperature": config.think_temperature,
+              "top_p": config.think_top_p, "max_new_tokens": config.think_max_new_tokens, "seed": 0}
+    if any(data["think"].get(k) != v for k, v in wanted.items()):
+        data["think"].update(wanted)
+        write_json(path, data)
 
 
 def train_model(config: RealConfig, name: str, base: Path, rows: Path) -> Path:
@@ -64,7 +67,7 @@ def train_model(config: RealConfig, name: str, base: Path, rows: Path) -> Path:
     losses = LossHistory()
     logging.getLogger("transformers").setLevel(logging.WARNING)
     train(train_config(config, base, rows, out), callbacks=[losses])
-    _set_think_settings(config, final)
+    set_think_settings(config, final)
     write_json(out / "losses.json", losses.history)
     if losses.history:
         first, last = losses.history[0], losses.history[-1]
@@ -73,11 +76,13 @@ def train_model(config: RealConfig, name: str, base: Path, rows: Path) -> Path:
     return final
 
 
-def rl_model(config: RealConfig, name: str, model: Path, rows: Path) -> tuple[Path, dict[str, Any]]:
+def rl_model(config: RealConfig, name: str, model: Path, rows: Path) -> Path:
     """``models/NAME/final``: GRPO on thoughts (LoRA, bf16 autocast) from the trained ``model``; cached,
-    resumable (checkpoints every 5 steps). Returns the model and a summary of its log."""
+    resumable (checkpoints every 5 steps)."""
+    from dataclasses import fields
+
     from ..rl.config import RLConfig
-    from ..rl.loop import read_log, rl
+    from ..rl.loop import rl
     from ..training import AdapterConfig
 
     out = config.root / "models" / name
@@ -91,11 +96,19 @@ def rl_model(config: RealConfig, name: str, model: Path, rows: Path) -> tuple[Pa
             contrastive_weight=config.rl_contrastive_weight, learning_rate=config.rl_learning_rate,
             mixed_precision="auto", save_steps=5, seed=config.seed,
             adapter=AdapterConfig(r=config.lora_r, alpha=config.lora_alpha, dropout=0.0))
+        if "device" in {f.name for f in fields(RLConfig)}:      # RLConfig.device: "" = CUDA when present
+            rl_config.device = config.resolved_device()
         logging.getLogger("transformers").setLevel(logging.WARNING)
         rl(rl_config, show_progress=True)
-        _set_think_settings(config, final)
+        set_think_settings(config, final)
+    return final
+
+
+def rl_summary(out: Path) -> dict[str, Any]:
+    """A summary of an RL run's log (``OUT/rl_log.jsonl``): steps, first and last step's numbers."""
+    from ..rl.loop import read_log
+
     log = read_log(out / "rl_log.jsonl")
     keys = ("reward_mean", "kl", "thought_tokens", "zero_variance")
-    summary = {"steps": len(log), "first": {k: log[0].get(k) for k in keys} if log else None,
-               "last": {k: log[-1].get(k) for k in keys} if log else None}
-    return final, summary
+    return {"steps": len(log), "first": {k: log[0].get(k) for k in keys} if log else None,
+            "last": {k: log[-1].get(k) for k in keys} if log else None}
