@@ -22,6 +22,11 @@ random weights, where near-flat logits can flip a greedy token; docs/benchmarks.
 laid out as Llama's (``llama``, ``mistral`` without a sliding window shorter than the sequence, ``qwen2``,
 ``qwen3``); anything else uses the generic path. An unmerged PEFT adapter works: its LoRA layers are
 the projections' own ``forward``.
+
+A step reads nothing back from the device: whether the attention mask can be dropped (every column
+valid) is the caller's to say (``step(..., all_valid=...)``; the decode loop knows it from the prompt
+padding and from its own reads of the done flags, see ``thinking.CHECK_EVERY``), so on a GPU the host
+can queue step after step without waiting.
 """
 
 from __future__ import annotations
@@ -132,8 +137,20 @@ class StaticDecoder:
         out = torch.nn.functional.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling)
         return out.transpose(1, 2).reshape(batch, width, self.heads * dim)
 
-    def step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    def truncate(self, length: int) -> None:
+        """Forget the columns from ``length`` on (the next :meth:`step` writes at ``length``)."""
+        if not 0 <= length <= self.length:
+            raise ValueError(f"cannot truncate a static cache of {self.length} columns to {length}")
+        self.length = length
+
+    def step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, *,
+             all_valid: bool | None = None) -> torch.Tensor:
         """Feed ``ids`` [B, T] at positions ``pos`` [B, T]; ``mask`` [B, length+T] marks valid columns.
+
+        ``all_valid`` (one-token steps): whether every column of ``mask`` is 1, as the caller knows it
+        (then no mask is passed to the attention, as transformers does: the same kernel, the same
+        rounding). ``None`` reads it from ``mask``, which waits for the device: the decode loop
+        (:class:`~.thinking.Thinker`) always says, so that its steps never wait.
 
         Returns the last fed position's final hidden state [B, H] (after the final norm).
         """
@@ -143,9 +160,12 @@ class StaticDecoder:
         if end > self.keys[0].shape[2]:
             raise RuntimeError(f"static cache full: {end} columns needed, {self.keys[0].shape[2]} allocated")
         valid: torch.Tensor | None = mask[:, None, None, :end].bool()              # [B, 1, 1, L]
-        if width == 1 and bool(valid.all()):
-            valid = None   # nothing masked: no mask, as transformers passes then (the same kernel, same rounding)
-        elif width > 1:
+        if width == 1:
+            if all_valid is None:
+                all_valid = bool(valid.all())                                       # a host sync
+            if all_valid:
+                valid = None   # nothing masked: no mask, as transformers passes then (same kernel, same rounding)
+        else:
             causal = torch.ones(width, end, dtype=torch.bool, device=ids.device).tril(start)
             valid = valid & causal[None, None]                                     # [B, 1, T, L]
         x = dec.embed_tokens(ids)

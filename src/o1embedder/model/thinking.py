@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -109,19 +109,28 @@ def _nucleus_prefix(logp: torch.Tensor, top_p: float) -> tuple[torch.Tensor, tor
 
 
 def sample_next(logits: torch.Tensor, temperature: float, top_p: float, keys: torch.Tensor,
-                step: int) -> torch.Tensor:
+                step: int, *, sync_free: bool = False) -> torch.Tensor:
     """One token per row from ``logits`` [B, V] -> [B]; temperature 0 is greedy.
 
     Nucleus (top-p) sampling through the Gumbel-max trick: among the smallest set of most probable
     tokens whose mass reaches ``top_p``, pick argmax(log p - log(-log u)), u from :func:`row_noise`.
+
+    ``sync_free``: no value is read back to the host (for accelerators, where a read waits for the
+    device): the whole vocabulary is sorted and scored, the tokens past the nucleus masked out,
+    instead of trying ``topk`` prefixes and cutting the candidates to the widest nucleus, which read
+    two values per step but save most of the work on a CPU. The same nucleus and the same token (up
+    to exact ties in probability at the nucleus's edge, as between the ``topk`` prefixes already).
     """
     if temperature == 0:
         return logits.argmax(dim=-1)
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    sorted_logp, order = _nucleus_prefix(logp, top_p)                              # [B, K<=V]
+    if sync_free:
+        sorted_logp, order = logp.sort(dim=-1, descending=True)                    # [B, V]
+    else:
+        sorted_logp, order = _nucleus_prefix(logp, top_p)                          # [B, K<=V]
     probs = sorted_logp.exp()
     keep = (probs.cumsum(-1) - probs) < top_p                                      # first is always kept
-    width = int(keep.sum(-1).max())
+    width = keep.shape[-1] if sync_free else int(keep.sum(-1).max())
     cand_logp, cand_ids = sorted_logp[:, :width], order[:, :width]                 # [B, K]
     gumbel = -torch.log(-torch.log(row_noise(keys, step, cand_ids)))
     score = torch.where(keep[:, :width], cand_logp.double() + gumbel, -torch.inf)
@@ -156,6 +165,13 @@ if DynamicLayer is not None:
             self.keys, self.values = self._k[:, :, :stop], self._v[:, :, :stop]
             return self.keys, self.values
 
+        def truncate(self, length: int) -> None:
+            """Forget the positions from ``length`` on (the next update writes at ``length``)."""
+            if not 0 <= length <= self._len:
+                raise ValueError(f"cannot truncate a cache layer of {self._len} positions to {length}")
+            self._len = length
+            self.keys, self.values = self._k[:, :, :length], self._v[:, :, :length]
+
 
 def _initialized(layer: Any) -> bool:
     """Whether a cache layer holds keys yet (``is_initialized`` from transformers 4.57; before it,
@@ -182,6 +198,27 @@ def preallocate(cache: Any, extra: int) -> Any:
     return cache
 
 
+CHECK_EVERY = 8
+"""Decode steps between two reads of the loop's flags on an accelerator (see the comment below)."""
+
+# How often the decode loop reads its flags back to the host: whether every row is done (the loop
+# ends) and whether some row is (static steps need the attention mask from then on). On a GPU a read
+# waits until every queued kernel has run, so reading each step (as ``while not done.all()`` did)
+# drains the launch queue at every token. The loop reads once per CHECK_EVERY steps instead, and
+# takes back what it ran past the point where a read every step would have changed its course
+# (cache length, mask columns, step list), so thoughts and vectors are the same as reading every step:
+# - steps run after every row had finished (at most CHECK_EVERY - 1, all rows fed masked pads) are cut;
+# - in a batch without padding, one-token static steps pass no attention mask until some row finishes
+#   (the kernel, and so the rounding, that transformers uses then); the steps run mask-free after that
+#   point (at most CHECK_EVERY - 1, once per batch) are computed again with the mask.
+# The price is those steps: 8 against thoughts of a few dozen tokens. The alternative, a non-blocking
+# copy of the flags to pinned host memory read one step late, wastes at most one step, but the host
+# then waits every step for the previous step's copy (it runs at most one step ahead of the device),
+# or, polling the copy instead, runs a number of steps that depends on timing; it also needs
+# device-specific code (events, pinned buffers). On a CPU a read waits for nothing (operations run as
+# they are called), so there the loop reads every step and wastes none: CPU runs are unchanged.
+
+
 @dataclass
 class ThinkResult:
     """Per sampled row (query-major: query i's samples are rows i*n .. i*n+n-1)."""
@@ -194,33 +231,80 @@ class ThinkResult:
     """[B*n, H] hidden states at ``<emb>`` (not normalised); ``None`` when not asked for."""
 
 
+class _State(NamedTuple):
+    """The decode loop's per-row state after a step (tensors on the device)."""
+
+    hidden: torch.Tensor
+    """[B*n, H] the last fed position's hidden state."""
+    next_pos: torch.Tensor
+    """[B*n] the position id of a row's next real token."""
+    count: torch.Tensor
+    """[B*n] thought tokens generated (EOS excluded)."""
+    done: torch.Tensor
+    """[B*n] finished rows (EOS or budget)."""
+    saw_eos: torch.Tensor
+    """[B*n] rows that produced EOS."""
+
+
+def _can_truncate(cache: Any) -> bool:
+    if isinstance(cache, StaticDecoder):
+        return True
+    layers = getattr(cache, "layers", None)
+    return DynamicLayer is not None and bool(layers) and all(isinstance(layer, _GrowingLayer) for layer in layers)
+
+
+def _truncate(cache: Any, length: int) -> None:
+    """Cut a static or preallocated cache back to ``length`` columns."""
+    if isinstance(cache, StaticDecoder):
+        cache.truncate(length)
+    else:
+        for layer in cache.layers:
+            layer.truncate(length)
+
+
 class Thinker:
-    """Runs the generation loop for a decoder + LM head and the special ids of a template."""
+    """Runs the generation loop for a decoder + LM head and the special ids of a template.
+
+    The head is called once per step, for all rows, in step order, except on an accelerator
+    (``check_every > 1``, see :data:`CHECK_EVERY`): there steps run after every row has finished are
+    taken back, and steps run without the mask after the first row finished are computed again, so
+    a head that counts its calls may see more calls than steps once some row has finished.
+    """
 
     def __init__(self, decoder: Any, lm_head: Any, *, eos_id: int, emb_id: int, pad_id: int,
-                 pad_multiple: int = 1, decode: str = "auto") -> None:
+                 pad_multiple: int = 1, decode: str = "auto", check_every: int | None = None) -> None:
         """``decode``: ``"static"`` steps through :class:`~.fastdecode.StaticDecoder` (a static KV cache,
         the layers called directly; an error for a decoder it does not support), ``"fast"`` the same with
         the faster attention kernel (``exact=False``: rounding differs from the generic path's),
         ``"generic"`` through the decoder's own forward and a transformers cache, ``"auto"`` (default)
-        static where supported."""
+        static where supported.
+
+        ``check_every``: decode steps between two reads of the loop's flags on the host (``None``: 1
+        on a CPU, :data:`CHECK_EVERY` elsewhere); more than 1 also makes sampling read nothing back
+        (``sample_next(sync_free=True)``). Outputs do not depend on it."""
         self.decoder, self.lm_head = decoder, lm_head
         self.eos_id, self.emb_id, self.pad_id = eos_id, emb_id, pad_id
         self.pad_multiple = pad_multiple
         if decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {', '.join(DECODE_MODES)}, got {decode!r}")
+        if check_every is not None and (not isinstance(check_every, int) or check_every < 1):
+            raise ValueError(f"check_every must be a positive integer or None, got {check_every!r}")
         reason = unsupported_reason(decoder) if decode != "generic" else "generic asked"
         if decode in ("static", "fast") and reason:
             raise ValueError(f"static decoding is not supported for this decoder: {reason}")
         self.static = reason is None
         self.exact = decode != "fast"
+        self.check_every = check_every
         # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name still works, with a warning)
         self._cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
-    def _step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> tuple[Any, torch.Tensor]:
-        """One decoder call -> (the cache, the last position's hidden state [B, H])."""
+    def _step(self, ids: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any,
+              all_valid: bool = False) -> tuple[Any, torch.Tensor]:
+        """One decoder call -> (the cache, the last position's hidden state [B, H]).
+
+        ``all_valid``: every column of ``mask`` is 1 (static one-token steps then pass no mask)."""
         if isinstance(cache, StaticDecoder):
-            return cache, cache.step(ids, mask, pos)
+            return cache, cache.step(ids, mask, pos, all_valid=all_valid)
         out = self.decoder(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True,
                            **{self._cache_arg: cache})
         return getattr(out, self._cache_arg), out.last_hidden_state[:, -1]
@@ -235,6 +319,7 @@ class Thinker:
         device = next(self.decoder.parameters()).device
         n = cfg.n_thoughts
         ids, mask = left_pad(prompts, self.pad_id, device, self.pad_multiple)
+        padded = any(len(p) < ids.shape[1] for p in prompts)
         cache, hidden = self._step(ids, mask, positions_from_mask(mask), None)       # hidden [B, H]
         extra = max(budgets, default=0) + 2
         if self.static:  # the prefill's cache copied (n times per query) into a static one
@@ -248,27 +333,58 @@ class Thinker:
         rows = hidden.shape[0]
         keys = keys.to(device)
         budget = torch.tensor(budgets, device=device).repeat_interleave(n)         # [B*n]
-        next_pos = mask.sum(-1)                                                    # [B*n]
-        count = torch.zeros(rows, dtype=torch.long, device=device)
-        done = budget <= 0
-        saw_eos = torch.zeros(rows, dtype=torch.bool, device=device)
+        every = self.check_every or (1 if device.type == "cpu" else CHECK_EVERY)   # see CHECK_EVERY
+        if every > 1 and not _can_truncate(cache):
+            every = 1   # steps run past the end could not be taken back out of this cache
+        # Whether every mask column is 1, known on the host: no prompt padding, no row done from the
+        # start, and (found at the reads) no row finished yet; see CHECK_EVERY.
+        all_valid = self.static and not padded and min(budgets, default=0) > 0
+        state = _State(hidden, mask.sum(-1), torch.zeros(rows, dtype=torch.long, device=device),
+                       budget <= 0, torch.zeros(rows, dtype=torch.bool, device=device))
+        start = mask.shape[1]                                # cache columns before the first step
+        limit = max(max(budgets, default=0), 0)              # every row is done after this many steps
         steps: list[torch.Tensor] = []
-        while not bool(done.all()):
+        unread: list[_State] = []                            # states after the steps not read yet
+        while len(steps) < limit:
+            hidden, next_pos, count, done, saw_eos = state
             logits = self.lm_head(hidden).float()                                  # [B*n, V]
-            token = sample_next(logits, cfg.temperature, cfg.top_p, keys, len(steps))
+            token = sample_next(logits, cfg.temperature, cfg.top_p, keys, len(steps), sync_free=every > 1)
             token = torch.where(done, torch.full_like(token, self.pad_id), token)
             live = ~done
             steps.append(torch.where(live & (token != self.eos_id), token, -1))
             mask = torch.cat([mask, live.long()[:, None]], dim=1)
-            cache, hidden = self._step(token[:, None], mask, next_pos[:, None], cache)
+            cache, hidden = self._step(token[:, None], mask, next_pos[:, None], cache, all_valid)
             is_eos = live & (token == self.eos_id)
             next_pos, count = next_pos + live.long(), count + (live & ~is_eos).long()
             saw_eos = saw_eos | is_eos
-            done = done | is_eos | (count >= budget)
+            state = _State(hidden, next_pos, count, done | is_eos | (count >= budget), saw_eos)
+            unread.append(state)
+            taken = len(steps)
+            if taken % every and taken < limit:
+                continue
+            # the one host read per `every` steps: after each unread step, is some row done? every row?
+            dones = torch.stack([s.done for s in unread])                          # [m, B*n]
+            flags = torch.stack([dones.any(1), dones.all(1)], dim=1).tolist()
+            first = taken - len(unread) + 1                                        # steps taken at unread[0]
+            some = next((first + k for k, (one, _) in enumerate(flags) if one), None)
+            ended = next((first + k for k, (_, every_row) in enumerate(flags) if every_row), None)
+            if all_valid and some is not None:
+                all_valid = False   # a row has finished: from its next step on, its columns are masked
+                if some < taken and ended != some:  # steps after `some` ran without the mask: redo them
+                    state, steps, mask = unread[some - first], steps[:some], mask[:, :start + some]
+                    _truncate(cache, start + some)
+                    unread = []
+                    continue
+            if ended is not None:   # the loop ends after `ended` steps: cut the ones run after it
+                if ended < taken:
+                    state, steps, mask = unread[ended - first], steps[:ended], mask[:, :start + ended]
+                    _truncate(cache, start + ended)
+                break
+            unread = []
         table = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(rows)]  # [B*n, S]
         thought_ids = [[t for t in row if t >= 0] for row in table]
-        vectors = self._feed_emb(mask, next_pos, ~saw_eos, cache) if embed else None
-        return ThinkResult(thought_ids, (~saw_eos).tolist(), vectors)
+        vectors = self._feed_emb(mask, state.next_pos, ~state.saw_eos, cache) if embed else None
+        return ThinkResult(thought_ids, (~state.saw_eos).tolist(), vectors)
 
     def _feed_emb(self, mask: torch.Tensor, next_pos: torch.Tensor, need_eos: torch.Tensor,
                   cache: Any) -> torch.Tensor:
