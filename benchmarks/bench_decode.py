@@ -1,7 +1,7 @@
 """The decode loop against its floor, at the SmolLM2-135M shape.
 
     python benchmarks/bench_decode.py [--rows 24] [--new-tokens 64] [--prompt-tokens 40] [--reps 3]
-                                      [--dtype bfloat16] [--profile]
+                                      [--dtype bfloat16] [--device cpu|cuda] [--profile]
 
 A random ``LlamaForCausalLM`` built from SmolLM2-135M's config (hidden 576, 30 layers, 9 query / 3
 key-value heads, MLP 1536, vocabulary 49,152, tied embeddings), in ``--dtype``, thinks greedily for
@@ -45,6 +45,19 @@ def smollm2_shaped(dtype: torch.dtype) -> torch.nn.Module:
     return LlamaForCausalLM(config).to(dtype).eval()
 
 
+def synced(fn, device: torch.device):
+    """``fn`` followed by a wait for the device (CUDA runs asynchronously: time the work, not the launch)."""
+    if device.type != "cuda":
+        return fn
+
+    def run():
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out
+
+    return run
+
+
 def matmul_floor(model: torch.nn.Module, rows: int) -> float:
     """Seconds of one decode step's weight matrix products at ``rows`` rows."""
     weights = []
@@ -54,14 +67,15 @@ def matmul_floor(model: torch.nn.Module, rows: int) -> float:
                     m.gate_proj.weight, m.up_proj.weight, m.down_proj.weight]
     weights.append(model.lm_head.weight)
     dtype = weights[0].dtype
-    inputs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=dtype) for w in weights}
+    device = weights[0].device
+    inputs = {w.shape[1]: torch.randn(rows, w.shape[1], dtype=dtype, device=device) for w in weights}
 
     def step() -> None:
         with torch.inference_mode():
             for w in weights:
                 torch.nn.functional.linear(inputs[w.shape[1]], w)
 
-    return median(interleaved({"floor": step}, 7, warmup=2)["floor"])
+    return median(interleaved({"floor": synced(step, device)}, 7, warmup=2)["floor"])
 
 
 def main() -> None:
@@ -71,14 +85,16 @@ def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=40)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    dtype = getattr(torch, args.dtype)
-    model = smollm2_shaped(dtype)
+    dtype, device = getattr(torch, args.dtype), torch.device(args.device)
+    model = smollm2_shaped(dtype).to(device)
     decoder, head = model.model, model.lm_head
     gen = torch.Generator().manual_seed(1)
     prompts = torch.randint(3, 49152, (args.rows, args.prompt_tokens), generator=gen)
     prompt_lists = prompts.tolist()
+    prompts = prompts.to(device)
     keys = torch.arange(args.rows)
     thinkers = {mode: Thinker(decoder, head, eos_id=2, emb_id=3, pad_id=2, decode=mode)
                 for mode in ("static", "fast", "generic")}
@@ -97,6 +113,7 @@ def main() -> None:
            "fast": lambda: think("fast", n), "fast-0": lambda: think("fast", 0),
            "generic": lambda: think("generic", n), "generic-0": lambda: think("generic", 0),
            "generate": lambda: generate(n), "generate-1": lambda: generate(1)}
+    fns = {k: synced(f, device) for k, f in fns.items()}
     times = {k: median(v) for k, v in interleaved(fns, args.reps).items()}
     static_ms = (times["static"] - times["static-0"]) / n * 1000
     generic_ms = (times["generic"] - times["generic-0"]) / n * 1000
@@ -116,7 +133,7 @@ def main() -> None:
 
     extra = {
         "model_shape": "SmolLM2-135M (hidden 576, 30 layers, 9/3 heads, MLP 1536, vocab 49152), random weights",
-        "dtype": args.dtype, "rows": args.rows, "new_tokens": n, "prompt_tokens": args.prompt_tokens,
+        "dtype": args.dtype, "device": str(device), "rows": args.rows, "new_tokens": n, "prompt_tokens": args.prompt_tokens,
         "steps_taken": steps, "decode_step_ms": round(static_ms, 2), "generic_step_ms": round(generic_ms, 2),
         "hf_generate_step_ms": round(generate_ms, 2), "matmul_floor_ms": round(floor_ms, 2),
         "decode_over_floor": round(static_ms / floor_ms, 3), "generate_over_decode": round(generate_ms / static_ms, 3),

@@ -17,6 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(for choosing settings; see docs/demo.md)")
     p.add_argument("--rl", action="store_true",
                    help="add an RL stage after training (GRPO on thoughts, docs/rl.md) and report its model too")
+    p.add_argument("--device", default="cpu", help="cpu (default; the documented figures) or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="float32 (default) or bfloat16 (bf16 autocast in training, bf16 weights after it)")
     p.set_defaults(func=run)
 
 
@@ -24,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     from ..demo import DemoConfig, run_demo
     from ..demo.report import table
 
-    config = DemoConfig(out=args.out, seed=args.seed, validation=args.validation, rl=args.rl)
+    config = DemoConfig(out=args.out, seed=args.seed, validation=args.validation, rl=args.rl, device=args.device,
+                        dtype=args.dtype)
     if args.small:
         config.n_people, config.works_per_person, config.n_cities, config.epochs = 8, 3, 4, 4.0
     if args.epochs is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -64,6 +65,12 @@ class DemoConfig:
     rl_kl_coef: float = 0.04
     rl_contrastive_weight: float = 1.0
     rl_reward: str = "logprob"
+    device: str = "cpu"
+    """Where the model trains, indexes and thinks (``cuda`` for the GPU check). The documented figures
+    (docs/demo.md) are the CPU's."""
+    dtype: str = "float32"
+    """``float32`` everywhere (the documented figures), or ``bfloat16``: bf16 autocast in training and
+    RL (float32 master weights) and bf16 weights for indexing and evaluation."""
     validation: bool = False
     """Evaluate on a validation split carved from the training works instead of the test split (see
     :meth:`~o1embedder.world.World.hold_out_validation`): how the demo's settings were chosen."""
@@ -79,7 +86,16 @@ class DemoConfig:
             raise InputError("the world needs at least 2 people, 2 works per person and 2 cities")
         if self.epochs <= 0 or self.hidden < 16 or self.layers < 1:
             raise InputError("epochs must be > 0, hidden >= 16 and layers >= 1")
+        if self.dtype not in ("float32", "bfloat16"):
+            raise InputError(f"the demo runs in float32 or bfloat16, not {self.dtype!r}")
+        if self.device.split(":")[0] not in ("cpu", "cuda"):
+            raise InputError(f"the demo runs on cpu or cuda, not {self.device!r}")
         return self
+
+    @property
+    def mixed_precision(self) -> str:
+        """Training's autocast: none in float32, bf16 autocast (float32 master weights) in bfloat16."""
+        return "bf16" if self.dtype == "bfloat16" else "no"
 
 
 @contextlib.contextmanager
@@ -167,17 +183,17 @@ def train(config: DemoConfig, world: World, data: Path, out: Path) -> tuple[Path
         model=str(out / "base"), data=str(data), out=str(out / "training"),
         data_cfg=DataConfig(group_size=config.group_size, seed=config.seed),
         loss=LossConfig(temperature=config.temperature, lam=config.lam), adapter=AdapterConfig(mode="full"),
-        # float32 everywhere: the demo's figures (docs/demo.md) must not depend on whether a CPU has bf16
-        mixed_precision="no",
+        # float32 by default: the demo's figures (docs/demo.md) must not depend on whether a CPU has bf16
+        mixed_precision=config.mixed_precision,
         training_args={"learning_rate": config.learning_rate, "num_train_epochs": config.epochs,
                        "per_device_train_batch_size": config.batch_size,
                        "logging_steps": max(1, min(5, int(steps // 2))),
                        "save_strategy": "no", "seed": config.seed, "warmup_steps": 0.05, "disable_tqdm": True,
-                       "use_cpu": True, "dataloader_pin_memory": False})
+                       "use_cpu": config.device == "cpu", "dataloader_pin_memory": False})
     logging.getLogger("transformers").setLevel(logging.ERROR)
     final = Path(run(train_config, callbacks=[losses]))
     model = O1Embedder.from_pretrained(final, device="cpu", dtype="float32", think=think)
-    model.save_pretrained(out / "model")          # the trained model with the demo's think settings
+    model.save_pretrained(out / "model")          # saved from float32 whatever the run's dtype          # the trained model with the demo's think settings
     if not losses.history:
         raise InputError(f"training ran too few steps to log its losses (~{steps:.0f}); raise --epochs")
     first, last = losses.history[0], losses.history[-1]
@@ -201,8 +217,12 @@ def reinforce(config: DemoConfig, data: Path, model: Path, out: Path) -> tuple[P
                          max_new_tokens=config.max_new_tokens, reward=config.rl_reward,
                          temperature=config.temperature, kl_coef=config.rl_kl_coef,
                          contrastive_weight=config.rl_contrastive_weight, learning_rate=config.rl_learning_rate,
-                         mixed_precision="no", save_steps=0, seed=config.seed,
+                         mixed_precision=config.mixed_precision, save_steps=0, seed=config.seed,
+                         device=config.device,
                          adapter=AdapterConfig(mode="full", dropout=0.0))
+    # the demo recomputes every stage, so a previous run's RL folder (made from another model, which
+    # `rl` would refuse to resume) goes first
+    shutil.rmtree(out / "rl", ignore_errors=True)
     final = Path(rl(rl_config, show_progress=False))
     log = read_log(out / "rl" / "rl_log.jsonl")
     keys = ("reward_mean", "kl", "thought_tokens", "zero_variance", "contrastive")
@@ -213,28 +233,28 @@ def reinforce(config: DemoConfig, data: Path, model: Path, out: Path) -> tuple[P
     return final, summary
 
 
-def exactly_right(model: Path, world: World) -> int:
+def exactly_right(model: Path, world: World, config: DemoConfig) -> int:
     """Held-out queries whose (first) thought is exactly the right bridging fact."""
     from ..model import O1Embedder
 
-    o1 = O1Embedder.from_pretrained(model, device="cpu", dtype="float32")
+    o1 = O1Embedder.from_pretrained(model, device=config.device, dtype=config.dtype)
     queries = world.split("test")
     texts = o1.think([q.text for q in queries], embed=False, show_progress=False).texts
     return sum(1 for q, thoughts in zip(queries, texts, strict=True) if thoughts and thoughts[0] == q.bridge)
 
 
-def index(model: Path, out: Path, name: str = "index") -> Path:
+def index(model: Path, out: Path, config: DemoConfig, name: str = "index") -> Path:
     from ..formats import read_beir_corpus
     from ..retrieval import build_index
 
     corpus = read_beir_corpus(out / "world" / "corpus.jsonl")
-    build_index(str(model), corpus, out / name, device="cpu", dtype="float32", show_progress=False)
+    build_index(str(model), corpus, out / name, device=config.device, dtype=config.dtype, show_progress=False)
     # keep the texts beside the vectors so `o1emb serve --index` can show titles and snippets
     write_jsonl(out / name / "corpus.jsonl", ({"_id": d, **r} for d, r in corpus.items()))
     return out / name
 
 
-def evaluate(model: Path, out: Path, *, index_name: str = "index", prefix: str = "o1",
+def evaluate(model: Path, out: Path, config: DemoConfig, *, index_name: str = "index", prefix: str = "o1",
              with_bm25: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from ..evaluation.beir import EvalConfig, evaluate_beir
 
@@ -244,7 +264,7 @@ def evaluate(model: Path, out: Path, *, index_name: str = "index", prefix: str =
         results.append(_row("bm25", bm25["metrics"]))
     o1, runs, comparison = evaluate_beir(str(model), out / "world",
                                          EvalConfig(split="test", ablation=True, index_dir=str(out / index_name),
-                                                    cache_dir=False, device="cpu", dtype="float32"),
+                                                    cache_dir=False, device=config.device, dtype=config.dtype),
                                          show_progress=False)
     no_think = o1["ablation"]["no_think"]["metrics"]
     results += [_row(f"{prefix}-no-think", no_think), _row(f"{prefix}-think", o1["metrics"])]
@@ -277,24 +297,25 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     with stage("train", config):
         model, losses = train(config, world, train_rows, out)
     with stage("index", config):
-        index(model, out)
+        index(model, out, config)
     with stage("evaluate", config):
-        results, evaluated = evaluate(model, out)
+        results, evaluated = evaluate(model, out, config)
     extra: dict[str, Any] = {"adaptive": evaluated["adaptive"]}
     if config.rl:
         with stage("rl", config):
             rl_model, rl_summary = reinforce(config, train_rows, model, out)
         with stage("rl-evaluate", config):
-            index(rl_model, out, "index-rl")
-            rl_results, rl_evaluated = evaluate(rl_model, out, index_name="index-rl", prefix="o1-rl", with_bm25=False)
+            index(rl_model, out, config, "index-rl")
+            rl_results, rl_evaluated = evaluate(rl_model, out, config, index_name="index-rl", prefix="o1-rl",
+                                                with_bm25=False)
             results += rl_results
-            extra |= {"rl": rl_summary, "adaptive_rl": rl_evaluated["adaptive"], "thoughts_exactly_right": {"sft": exactly_right(model, world),
-                                                                  "rl": exactly_right(rl_model, world)},
+            extra |= {"rl": rl_summary, "adaptive_rl": rl_evaluated["adaptive"], "thoughts_exactly_right": {"sft": exactly_right(model, world, config),
+                                                                  "rl": exactly_right(rl_model, world, config)},
                      "thoughts_total": len(world.split("test"))}
     report = {"seed": config.seed, "evaluated_on": config.evaluated_on, "results": results,
               "committee_accuracy": committee["committee_accuracy"],
               "committee": committee, "training": losses, **extra,
-              "examples": examples(model, out, world, config.examples),
+              "examples": examples(model, out, world, config.examples, device=config.device, dtype=config.dtype),
               "stage_seconds": dict(config.stage_times), "total_seconds": round(time.perf_counter() - start, 1),
               "config": {k: v for k, v in asdict(config).items() if k != "stage_times"},
               "outputs": {"model": str(model), "index": str(out / "index"), "world": str(out / "world")}}

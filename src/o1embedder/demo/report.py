@@ -12,7 +12,8 @@ from ..world import World
 logger = get_logger(__name__)
 
 
-def examples(model: Path, out: Path, world: World, count: int) -> list[dict[str, Any]]:
+def examples(model: Path, out: Path, world: World, count: int, *, device: Any = "cpu",
+             dtype: Any = "float32") -> list[dict[str, Any]]:
     """A few held-out queries with the thought the model wrote and its top documents (one per family)."""
     from ..retrieval import open_retriever
 
@@ -24,7 +25,7 @@ def examples(model: Path, out: Path, world: World, count: int) -> list[dict[str,
     picked = picked[:count]
     if not picked:
         return []
-    retriever = open_retriever(out / "index", cache_dir=False)
+    retriever = open_retriever(out / "index", cache_dir=False, device=device, dtype=dtype)
     corpus = world.corpus()
     rows = []
     for q, result in zip(picked, retriever.search([q.text for q in picked], k=3)):
