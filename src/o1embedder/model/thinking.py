@@ -262,6 +262,17 @@ def _truncate(cache: Any, length: int) -> None:
             layer.truncate(length)
 
 
+def _first_done(unread: list[_State], taken: int) -> tuple[int | None, int | None]:
+    """After how many steps some row, and every row, was first done, among the steps not read yet
+    (``unread``, ending at step ``taken``); ``None`` where not yet. One read back to the host."""
+    dones = torch.stack([state.done for state in unread])                         # [m, B*n]
+    flags = torch.stack([dones.any(1), dones.all(1)], dim=1).tolist()
+    first = taken - len(unread) + 1
+    some = next((first + k for k, (one, _) in enumerate(flags) if one), None)
+    ended = next((first + k for k, (_, every_row) in enumerate(flags) if every_row), None)
+    return some, ended
+
+
 class Thinker:
     """Runs the generation loop for a decoder + LM head and the special ids of a template.
 
@@ -362,23 +373,19 @@ class Thinker:
             taken = len(steps)
             if taken % every and taken < limit:
                 continue
-            # the one host read per `every` steps: after each unread step, is some row done? every row?
-            dones = torch.stack([s.done for s in unread])                          # [m, B*n]
-            flags = torch.stack([dones.any(1), dones.all(1)], dim=1).tolist()
+            some, ended = _first_done(unread, taken)          # the one host read per `every` steps
             first = taken - len(unread) + 1                                        # steps taken at unread[0]
-            some = next((first + k for k, (one, _) in enumerate(flags) if one), None)
-            ended = next((first + k for k, (_, every_row) in enumerate(flags) if every_row), None)
+            back, redo = None, False
             if all_valid and some is not None:
                 all_valid = False   # a row has finished: from its next step on, its columns are masked
-                if some < taken and ended != some:  # steps after `some` ran without the mask: redo them
-                    state, steps, mask = unread[some - first], steps[:some], mask[:, :start + some]
-                    _truncate(cache, start + some)
-                    unread = []
-                    continue
-            if ended is not None:   # the loop ends after `ended` steps: cut the ones run after it
-                if ended < taken:
-                    state, steps, mask = unread[ended - first], steps[:ended], mask[:, :start + ended]
-                    _truncate(cache, start + ended)
+                redo = some < taken and ended != some   # steps after `some` ran without the mask: redo them
+                back = some if redo else None
+            if not redo and ended is not None and ended < taken:  # the loop ends after `ended`: cut the rest
+                back = ended
+            if back is not None:
+                state, steps, mask = unread[back - first], steps[:back], mask[:, :start + back]
+                _truncate(cache, start + back)
+            if not redo and ended is not None:
                 break
             unread = []
         table = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(rows)]  # [B*n, S]
