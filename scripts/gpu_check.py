@@ -1,6 +1,6 @@
 """The GPU check: every CUDA path the docs name, run the way a user runs it, in one command.
 
-    bash scripts/gpu-check.sh            # on a machine with one GPU (about 8 minutes)
+    bash scripts/gpu-check.sh            # on a machine with one GPU (sized for 8 minutes; not yet run on one)
     bash scripts/gpu-check.sh --cpu      # the same checks, shrunk, on the CPU (CI: under 3 minutes)
 
 Checks, in order (each one's figures, time and verdict go into one JSON file, rewritten after every
