@@ -108,7 +108,13 @@ def build_dense_index(encoder: Encoder, corpus: Corpus, out: str | Path, *, fact
     if shard_size < 1:
         raise InputError(f"shard_size must be >= 1, got {shard_size}")
     shard = shard or sh.ShardSpec.from_env()
-    if _refuse_existing(out, "dense", encoder.fingerprint(), corpus, factory, encoder_settings(encoder)):
+    together = shard.count > 1 and shard.count == distributed.world_size()   # the ranks of one job
+    fresh = _refuse_existing(out, "dense", encoder.fingerprint(), corpus, factory, encoder_settings(encoder))
+    if together:
+        # rank 0's answer for all: a rank that starts late (or owns no shard) could otherwise find the
+        # index rank 0 has just written, take it as up to date and skip the barrier rank 0 waits at
+        fresh = distributed.broadcast_object(fresh)
+    if fresh:
         logger.info("%s is up to date; reusing it", out)
         return load_index(out)                           # type: ignore[return-value]
     _check_factory(factory, encoder.dim)
@@ -120,7 +126,6 @@ def build_dense_index(encoder: Encoder, corpus: Corpus, out: str | Path, *, fact
                              "encoder_settings": encoder_settings(encoder)})
     sh.encode_shards(encoder, list(corpus.values()), emb_dir, shard_size=shard_size, shard=shard,
                      batch_size=batch_size, show_progress=show_progress)
-    together = shard.count > 1 and shard.count == distributed.world_size()   # the ranks of one job
     if shard.index != 0:
         logger.info("worker %d/%d: shards written; worker 0 builds the index", shard.index, shard.count)
         if together:
