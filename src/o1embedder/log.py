@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+from collections.abc import Iterator
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -13,6 +16,30 @@ def get_logger(name: str) -> logging.Logger:
     if not name.startswith("o1embedder"):
         name = f"o1embedder.{name}"
     return logging.getLogger(name)
+
+
+@contextlib.contextmanager
+def quiet(name: str, level: int = logging.ERROR) -> Iterator[None]:
+    """Set logger ``name`` to ``level`` inside the block, then put its own level back.
+
+    For a scoped silence around calls of a noisy library (``with quiet("transformers"): ...``): a
+    library must never set a global logger level for good. A Hugging Face library (``transformers``,
+    ``huggingface_hub``, ...) sets its logger's level to its default verbosity when it first uses it;
+    where the library is already imported that set-up is done first here, so it cannot undo the
+    block's level. Nothing is imported here. A level that code inside the block sets (such a set-up
+    included) is left as it is at the end.
+    """
+    hf_logging = sys.modules.get(f"{name}.utils.logging")
+    if hf_logging is not None and hasattr(hf_logging, "get_verbosity"):
+        hf_logging.get_verbosity()       # sets the library's logger up (once), so it stays as set here
+    logger = logging.getLogger(name)
+    saved = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        if logger.level == level:
+            logger.setLevel(saved)
 
 
 def _env_rank() -> int:

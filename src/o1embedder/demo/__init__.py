@@ -5,6 +5,7 @@ committee) -> train a tiny O1 model from scratch -> index -> evaluate BM25, O1 w
 with thinking on held-out queries -> report (JSON, markdown, PNG chart, example thoughts).
 """
 
-from .pipeline import DemoConfig, run_demo
+from .config import DemoConfig
+from .pipeline import run_demo
 
 __all__ = ["DemoConfig", "run_demo"]

@@ -21,181 +21,15 @@ from typing import Any, NamedTuple
 import torch
 
 from .fastdecode import StaticDecoder, unsupported_reason
+from .kvcache import DynamicLayer, _can_truncate, _truncate, preallocate
+from .padding import left_pad, pad_multiple_for, positions_from_mask  # noqa: F401 (re-exported)
+from .sampling import row_noise, sample_next  # noqa: F401 (re-exported)
 from .settings import ThinkConfig
 
+if DynamicLayer is not None:  # transformers >= 4.56 (see kvcache)
+    from .kvcache import _GrowingLayer  # noqa: F401 (re-exported)
+
 DECODE_MODES = ("auto", "static", "fast", "generic")
-
-
-def left_pad(seqs: Sequence[Sequence[int]], pad_id: int, device: Any,
-             multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad id lists -> ``input_ids`` [B, T] and ``attention_mask`` [B, T].
-
-    ``multiple`` rounds T up to a multiple of it: fewer distinct shapes reach the kernels (see
-    :func:`pad_multiple_for`).
-    """
-    width = max(len(s) for s in seqs)
-    width = -(-width // multiple) * multiple if multiple > 1 else width
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        if seq:
-            ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-            mask[row, width - len(seq):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def pad_multiple_for(device: torch.device, dtype: torch.dtype) -> int:
-    """The padding multiple for inference batches: 32 for bfloat16 / float16 on CPU, else 1.
-
-    On CPU, PyTorch runs low-precision matmuls through oneDNN, which builds and keeps a kernel for
-    every new matrix shape. A long-lived process that embeds texts of every length (a server, an
-    app) then grows without bound: 16 clients sending texts of random length grew a bfloat16
-    server by 321 MiB in 30 s. Rounding the padded length up to a multiple of 32 leaves a few
-    shapes per batch size, and memory levels off after warm-up. Pads are masked, so vectors do not
-    change beyond rounding.
-    """
-    low_precision = dtype in (torch.bfloat16, torch.float16)
-    return 32 if device.type == "cpu" and low_precision else 1
-
-
-def positions_from_mask(mask: torch.Tensor) -> torch.Tensor:
-    """Position ids that count only real tokens (pads get 0): [B, T] -> [B, T]."""
-    return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
-_MASK32 = 0xFFFFFFFF
-
-
-def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """An integer hash of 32-bit values held in int64 (constants < 2**31, so products never overflow)."""
-    x = x & _MASK32
-    x = ((x ^ (x >> 16)) * 0x7FEB352D) & _MASK32
-    x = ((x ^ (x >> 15)) * 0x45D9F3B) & _MASK32
-    return x ^ (x >> 16)
-
-
-def row_noise(keys: torch.Tensor, step: int, token_ids: torch.Tensor) -> torch.Tensor:
-    """Uniform (0, 1) noise per (row key, step, token id): [B], [B, K] -> [B, K] float64.
-
-    Counter-based, so a row's randomness depends on its own key only: a query samples the same
-    thoughts whichever other queries share its batch (the thought cache and the server's
-    micro-batching rely on this), unlike a shared ``torch.Generator`` whose stream is consumed
-    by every row of the batch.
-    """
-    base = _mix32(keys + step * 0x9E3779B1)                                        # [B]
-    x = _mix32(base[:, None] ^ ((token_ids * 0x27D4EB2F) & _MASK32))               # [B, K]
-    return (x.double() + 0.5) / 2.0**32
-
-
-_TOPK_STEPS = (64, 1024)
-
-
-def _nucleus_prefix(logp: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """The most probable tokens in descending order, enough of them to hold every row's nucleus.
-
-    Sorting the whole vocabulary every step cost half of a thinking step at a 49k vocabulary
-    (SmolLM2, 48 rows, CPU). The nucleus is usually a handful of tokens at the reference temperature
-    0.1, and up to a few hundred at an expert's 0.7, so ``topk`` of 64, then of 1,024, come first;
-    only when some row's top 1,024 hold less than ``top_p`` of the mass is the full sort done. All give
-    the same nucleus (the same prefix of the same descending order).
-    """
-    for k in _TOPK_STEPS:
-        if logp.shape[-1] <= 4 * k:
-            break
-        values, order = logp.topk(k, dim=-1)                                       # [B, k], sorted
-        if bool((values.exp().sum(-1) >= top_p).all()):
-            return values, order
-    return logp.sort(dim=-1, descending=True)
-
-
-def sample_next(logits: torch.Tensor, temperature: float, top_p: float, keys: torch.Tensor,
-                step: int, *, sync_free: bool = False) -> torch.Tensor:
-    """One token per row from ``logits`` [B, V] -> [B]; temperature 0 is greedy.
-
-    Nucleus (top-p) sampling through the Gumbel-max trick: among the smallest set of most probable
-    tokens whose mass reaches ``top_p``, pick argmax(log p - log(-log u)), u from :func:`row_noise`.
-
-    ``sync_free``: no value is read back to the host (for accelerators, where a read waits for the
-    device): the whole vocabulary is sorted and scored, the tokens past the nucleus masked out,
-    instead of trying ``topk`` prefixes and cutting the candidates to the widest nucleus, which read
-    two values per step but save most of the work on a CPU. The same nucleus and the same token (up
-    to exact ties in probability at the nucleus's edge, as between the ``topk`` prefixes already).
-    """
-    if temperature == 0:
-        return logits.argmax(dim=-1)
-    logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-    if sync_free:
-        sorted_logp, order = logp.sort(dim=-1, descending=True)                    # [B, V]
-    else:
-        sorted_logp, order = _nucleus_prefix(logp, top_p)                          # [B, K<=V]
-    probs = sorted_logp.exp()
-    keep = (probs.cumsum(-1) - probs) < top_p                                      # first is always kept
-    width = keep.shape[-1] if sync_free else int(keep.sum(-1).max())
-    cand_logp, cand_ids = sorted_logp[:, :width], order[:, :width]                 # [B, K]
-    gumbel = -torch.log(-torch.log(row_noise(keys, step, cand_ids)))
-    score = torch.where(keep[:, :width], cand_logp.double() + gumbel, -torch.inf)
-    return cand_ids.gather(1, score.argmax(-1, keepdim=True)).squeeze(-1)
-
-
-try:  # transformers >= 4.56 keeps a cache as a list of layers; older versions: no preallocation
-    from transformers.cache_utils import DynamicLayer
-except ImportError:  # pragma: no cover
-    DynamicLayer = None
-
-
-if DynamicLayer is not None:
-    class _GrowingLayer(DynamicLayer):
-        """A ``DynamicLayer`` whose keys/values are views of a preallocated buffer, written in place."""
-
-        def reserve(self, extra: int) -> None:
-            b, h, t, d = self.keys.shape
-            self._k = self.keys.new_empty((b, h, t + extra, d))
-            self._v = self.values.new_empty((b, h, t + extra, d))
-            self._k[:, :, :t], self._v[:, :, :t] = self.keys, self.values
-            self._len = t
-            self.keys, self.values = self._k[:, :, :t], self._v[:, :, :t]
-
-        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
-                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-            start, stop = self._len, self._len + key_states.shape[-2]
-            if stop > self._k.shape[-2]:
-                self.reserve(max(stop - start, self._k.shape[-2]))
-            self._k[:, :, start:stop], self._v[:, :, start:stop] = key_states, value_states
-            self._len = stop
-            self.keys, self.values = self._k[:, :, :stop], self._v[:, :, :stop]
-            return self.keys, self.values
-
-        def truncate(self, length: int) -> None:
-            """Forget the positions from ``length`` on (the next update writes at ``length``)."""
-            if not 0 <= length <= self._len:
-                raise ValueError(f"cannot truncate a cache layer of {self._len} positions to {length}")
-            self._len = length
-            self.keys, self.values = self._k[:, :, :length], self._v[:, :, :length]
-
-
-def _initialized(layer: Any) -> bool:
-    """Whether a cache layer holds keys yet (``is_initialized`` from transformers 4.57; before it,
-    an empty layer's keys are ``None``)."""
-    found = getattr(layer, "is_initialized", None)
-    return bool(found) if found is not None else getattr(layer, "keys", None) is not None
-
-
-def preallocate(cache: Any, extra: int) -> Any:
-    """Give each layer of a ``DynamicCache`` room for ``extra`` more positions.
-
-    A ``DynamicCache`` grows by ``torch.cat`` at every step, copying the whole cache each time (about
-    a tenth of a decode step on CPU at hidden 512); a preallocated buffer is written in place instead.
-    Caches of any other layout (sliding windows, quantised, ...) are returned unchanged.
-    """
-    layers = getattr(cache, "layers", None)
-    if DynamicLayer is None or not layers:
-        return cache
-    if any(type(layer) is not DynamicLayer or not _initialized(layer) for layer in layers):
-        return cache
-    for layer in layers:
-        layer.__class__ = _GrowingLayer
-        layer.reserve(extra)
-    return cache
 
 
 CHECK_EVERY = 8
@@ -244,22 +78,6 @@ class _State(NamedTuple):
     """[B*n] finished rows (EOS or budget)."""
     saw_eos: torch.Tensor
     """[B*n] rows that produced EOS."""
-
-
-def _can_truncate(cache: Any) -> bool:
-    if isinstance(cache, StaticDecoder):
-        return True
-    layers = getattr(cache, "layers", None)
-    return DynamicLayer is not None and bool(layers) and all(isinstance(layer, _GrowingLayer) for layer in layers)
-
-
-def _truncate(cache: Any, length: int) -> None:
-    """Cut a static or preallocated cache back to ``length`` columns."""
-    if isinstance(cache, StaticDecoder):
-        cache.truncate(length)
-    else:
-        for layer in cache.layers:
-            layer.truncate(length)
 
 
 def _first_done(unread: list[_State], taken: int) -> tuple[int | None, int | None]:
@@ -325,7 +143,7 @@ class Thinker:
             keys: torch.Tensor, *, embed: bool = True) -> ThinkResult:
         """Think ``cfg.n_thoughts`` times per prompt; ``budgets[i]`` caps prompt i's thought length.
 
-        ``keys`` [B*n] are the per-sample random keys (see :func:`row_noise`).
+        ``keys`` [B*n] are the per-sample random keys (see :func:`~.sampling.row_noise`).
         """
         device = next(self.decoder.parameters()).device
         n = cfg.n_thoughts

@@ -20,9 +20,10 @@ from .backends import (
     make_backend,
     register_backend,
 )
+from .config import SynthesisConfig, SynthesisReport, default_failures_path
 from .prompts import DEFAULT_TASK, DEFAULT_TEMPLATE, FewShotSampler, PromptTemplate
 from .quality import candidate_problem
-from .runner import SynthesisConfig, SynthesisReport, default_failures_path, synthesize
+from .runner import synthesize
 
 __all__ = [
     "DEFAULT_TASK", "DEFAULT_TEMPLATE", "Backend", "BackendOptions", "Completion", "ExpertUnavailableError",

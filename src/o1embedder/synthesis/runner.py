@@ -27,19 +27,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import hashlib
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import ExpertError, InputError
 from ..formats import TrainingRow, read_training_rows
 from ..journal import JsonlAppender, recover_jsonl
-from ..log import get_logger, progress_enabled
+from ..log import get_logger
 from .backends import Backend, BackendOptions, ExpertUnavailableError, GenRequest, make_backend
+from .config import _CONTENT_SETTINGS, SynthesisConfig, SynthesisReport, default_failures_path, request_seed
+from .progress import _Progress
 from .prompts import FewShotSampler, PromptTemplate
 from .quality import candidate_problem
 
@@ -47,68 +47,6 @@ logger = get_logger(__name__)
 
 SYNC_INTERVAL = 0.2
 """Seconds between two fsyncs of the output (rows are written to the file as soon as they finish)."""
-
-# Settings that change what a row's candidates look like: a resumed run must use the same ones.
-_CONTENT_SETTINGS = ("backend", "model", "temperature", "top_p", "max_tokens", "min_tokens", "seed", "k",
-                     "shots", "shot_seed", "prompt_sha256")
-
-
-@dataclass
-class SynthesisConfig:
-    """Settings of a run besides the backend's own (:class:`BackendOptions`)."""
-
-    k: int = 3                      # candidates per row
-    shots: int = 3                  # few-shot examples per prompt
-    shot_seed: int = 0              # seed of the few-shot draw
-    seed: int | None = None         # base sampling seed (None: not sent)
-    candidate_retries: int = 3      # bad candidates (quality.candidate_problem) tolerated per row
-    separate_requests: bool = False  # k requests with n=1 instead of one with n=k
-    failures_path: str | os.PathLike[str] | None = None  # default: <out>.failures.jsonl
-    progress: bool = True
-
-    def validate(self) -> None:
-        if self.k < 1:
-            raise InputError(f"k must be >= 1, got {self.k}")
-        if self.shots < 0:
-            raise InputError(f"shots must be >= 0, got {self.shots}")
-        if self.candidate_retries < 0:
-            raise InputError(f"candidate retries must be >= 0, got {self.candidate_retries}")
-
-
-@dataclass
-class SynthesisReport:
-    """What a run did. ``failed > 0`` means the failures file lists rows that need another run."""
-
-    input_rows: int = 0
-    already_done: int = 0
-    written: int = 0
-    failed: int = 0
-    retries: int = 0                # transport retries (429, 5xx, timeouts, ...)
-    bad_candidates: int = 0         # bad completions (empty, refusal, lead-in, restatement) asked again
-    bad_reasons: dict[str, int] = field(default_factory=dict)  # bad_candidates per reason
-    tokens: int = 0                 # completion tokens, where the backend reports them
-    seconds: float = 0.0
-    out: str = ""
-    failures: str = ""
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def default_failures_path(out: str | os.PathLike[str]) -> Path:
-    """``candidates.jsonl`` -> ``candidates.failures.jsonl``."""
-    out = Path(out)
-    stem = out.name[:-len(".jsonl")] if out.name.endswith(".jsonl") else out.name
-    return out.with_name(stem + ".failures.jsonl")
-
-
-def request_seed(seed: int | None, row_id: str, attempt: int) -> int | None:
-    """The seed of one request: a stable function of the base seed, the row and the attempt."""
-    if seed is None:
-        return None
-    digest = hashlib.sha256(f"{seed}:{row_id}:{attempt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def synthesize(input_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
@@ -310,32 +248,6 @@ async def _complete_all(backend: Backend, requests: list[GenRequest]) -> list[An
         except Exception as exc:
             return [exc]
     return await asyncio.gather(*(backend.complete(r) for r in requests), return_exceptions=True)
-
-
-class _Progress:
-    """tqdm bar: rows done, rows/s, tokens/s when reported, retries, bad candidates, failures."""
-
-    def __init__(self, report: SynthesisReport, total: int, enabled: bool) -> None:
-        from tqdm.auto import tqdm
-
-        self.report = report
-        self.start = time.perf_counter()
-        self.last_postfix = 0.0
-        self.bar = tqdm(total=total, unit="row", desc="synthesize", disable=not progress_enabled(enabled), dynamic_ncols=True)
-
-    def update(self, n: int) -> None:
-        self.bar.update(n)
-        now = time.perf_counter()
-        if now - self.last_postfix >= 0.5:
-            self.last_postfix = now
-            r = self.report
-            postfix = {"retries": r.retries, "bad": r.bad_candidates, "failed": r.failed}
-            if r.tokens:
-                postfix = {"tok/s": f"{r.tokens / max(now - self.start, 1e-9):.0f}", **postfix}
-            self.bar.set_postfix(postfix, refresh=False)
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def _log_summary(r: SynthesisReport) -> None:
