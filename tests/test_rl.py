@@ -215,7 +215,7 @@ def test_bad_rows_and_settings_get_clear_errors(tiny_qwen_path: Path, tmp_path: 
     assert "bad.jsonl" in str(err.value) and ":2" in str(err.value)
     with pytest.raises(InputError, match="samples must be >= 2"):
         _config(tiny_qwen_path, tmp_path, samples=1).validate()
-    with pytest.raises(InputError, match="unknown keys"):
+    with pytest.raises(InputError, match="unknown setting 'sample'"):
         _config(tiny_qwen_path, tmp_path, sample=3)
 
 

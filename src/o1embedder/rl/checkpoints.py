@@ -1,10 +1,10 @@
-"""RL checkpoints and the provenance that decides whether one may be resumed.
+"""RL checkpoints, and the run record that decides whether one may be resumed.
 
 ``OUT/checkpoint-N`` holds the trainable tensors and the AdamW state as safetensors (nothing is
-unpickled), the counters as JSON, and the run's provenance: every setting that shapes the numbers and
-the fingerprints of the starting model and the data file. ``OUT/final`` carries the same record
-(``rl_provenance.json``). A run resumes or returns a finished output only when the records agree;
-otherwise :func:`check_provenance` names the first setting that differs.
+unpickled), the counters as JSON, and the run record (:mod:`o1embedder.resume`, ``run.provenance.json``):
+every setting that shapes the numbers and the fingerprints of the starting model and the data file.
+``OUT/final`` and ``OUT`` carry the same record. A run resumes or returns a finished output only when
+the records agree; otherwise :func:`resume.plan` names the first setting that differs.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 
-from .. import distributed
+from .. import distributed, resume
 from ..errors import InputError
+from ..provenance import Record
 from .config import RLConfig
 
 # Settings that cannot change a run's numbers: where it writes, how often it checkpoints, whether it
@@ -28,85 +29,28 @@ from .config import RLConfig
 FREE_SETTINGS = frozenset({"out", "save_steps", "export_merged", "device", "model", "data", "logprob_chunk"})
 
 
-def provenance(parts: Any) -> dict[str, Any]:
-    """What a checkpoint or ``OUT/final`` was made from: every setting that shapes the numbers, and
-    the fingerprints of the starting model and the data file."""
-    settings = {k: v for k, v in parts.config.to_dict().items() if k not in FREE_SETTINGS}
-    return {"settings": settings, "source": dict(parts.source or {})}
+def run_record(config: RLConfig) -> Record:
+    """What a checkpoint, ``OUT/final`` and ``OUT`` are made from: every setting that shapes the
+    numbers, and the fingerprints of the starting model and the data file."""
+    settings = {k: v for k, v in config.to_dict().items() if k not in FREE_SETTINGS}
+    return resume.run_record("rl", settings, model=config.model, data=config.data)
 
 
-def _flat(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def check_provenance(found: dict[str, Any] | None, current: dict[str, Any], where: Path) -> None:
-    """Refuse to resume (or to call finished) a run made with other settings or from other inputs."""
-    old, new = _flat(found or {}), _flat(current)
-    if not old:
-        raise InputError(f"{where} records no settings (made by an older version?): use another --out "
-                         "or delete it")
-    for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key):
-            name = key.removeprefix("settings.").replace("source.model", "the model's weights").replace(
-                "source.data", "the data file")
-            raise InputError(f"{where} was made with {name} = {old.get(key)!r}, this run has "
-                             f"{new.get(key)!r}: rerun with the same settings to resume, or use another --out")
-
-
-PROVENANCE_FILE = "rl_provenance.json"
-
-
-def finished(out: Path, config: RLConfig) -> Path | None:
-    """Where a finished run of ``out`` lives (``OUT/final``, or the last checkpoint without export)."""
-    final = out / "final"
-    if config.export_merged and (final / PROVENANCE_FILE).is_file():
-        return final
-    found = checkpoints(out)
-    if not config.export_merged and found and found[-1][0] == config.steps:
-        return found[-1][1]
-    return None
-
-
-def recorded(where: Path) -> dict[str, Any] | None:
-    path = where / PROVENANCE_FILE if where.name == "final" else where / "state.json"
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if where.name == "final" else data.get("provenance")
-
-
-def checkpoints(out: Path) -> list[tuple[int, Path]]:
-    found = []
-    for path in out.glob("checkpoint-*"):
-        tail = path.name.split("-", 1)[1]
-        if tail.isdigit() and (path / "state.json").is_file():
-            found.append((int(tail), path))
-    return sorted(found)
-
-
-def save_checkpoint(parts: Any, optimizer: Any, scheduler: Any, step: int, out: Path) -> None:
-    """``OUT/checkpoint-STEP``: trainable tensors and optimizer state (safetensors), counters (JSON)."""
+def save_checkpoint(parts: Any, optimizer: Any, scheduler: Any, step: int, out: Path, record: Record) -> None:
+    """``OUT/checkpoint-STEP``: trainable tensors and optimizer state (safetensors), counters (JSON),
+    the run record; written under a temporary name and renamed. Keeps the newest checkpoint only."""
     from safetensors.torch import save_file
 
     if not distributed.is_main_process():
         return
-    final, tmp = out / f"checkpoint-{step}", out / f".checkpoint-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in parts.joint.state_dict().items()}
-    save_file(state, str(tmp / "trainable.safetensors"))
-    tensors, meta = _flatten_optimizer(optimizer.state_dict())
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
-    (tmp / "optimizer.json").write_text(json.dumps(meta))
-    (tmp / "state.json").write_text(json.dumps({"step": step, "scheduler": scheduler.state_dict(),
-                                                "provenance": provenance(parts)}))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    for old_step, path in checkpoints(out)[:-1]:       # keep the newest only
+    with resume.staged(out / f"{resume.CHECKPOINT}{step}", record, step=step) as tmp:
+        state = {k: v.detach().cpu().contiguous() for k, v in parts.joint.state_dict().items()}
+        save_file(state, str(tmp / "trainable.safetensors"))
+        tensors, meta = _flatten_optimizer(optimizer.state_dict())
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "optimizer.json").write_text(json.dumps(meta))
+        (tmp / "state.json").write_text(json.dumps({"step": step, "scheduler": scheduler.state_dict()}))
+    for old_step, path in resume.checkpoints(out):
         if old_step != step:
             shutil.rmtree(path, ignore_errors=True)
 
@@ -132,6 +76,7 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
 
 
 def load_checkpoint(parts: Any, optimizer: Any, scheduler: Any, path: Path) -> int:
+    """Restore ``path`` into the parts, optimizer and schedule; returns its step."""
     from safetensors.torch import load_file
 
     state = load_file(str(path / "trainable.safetensors"))

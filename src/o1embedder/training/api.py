@@ -7,15 +7,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import distributed
+from .. import distributed, resume
 from ..errors import InputError
 from ..log import get_logger
+from ..provenance import Record
 from ..templates import Template
 from .adapters import export_merged, prepare_model
 from .config import TrainConfig
 from .data import JointCollator, TrainingSet, load_rows
 from .forward import JointModel
-from .trainer import LossBar, LossLines, O1Trainer, SaveConfigCallback, save_config
+from .trainer import LossBar, LossLines, NothingLeft, O1Trainer, SaveConfigCallback, StopWhenDone, save_config
 
 logger = get_logger(__name__)
 
@@ -25,6 +26,24 @@ DEFAULT_TRAINING_ARGS: dict[str, Any] = {
     "per_device_train_batch_size": 8, "logging_steps": 10, "save_strategy": "epoch", "report_to": "none",
     "remove_unused_columns": False, "dataloader_drop_last": False,
 }
+
+# What a run's record leaves out (resume.py): where it writes and reads (the model and data are
+# fingerprinted instead), whether it exports, the device, and the TrainingArguments that cannot change the numbers -
+# cadence of logs, saves and evaluation, reporting, devices and launch plumbing, data-loader workers,
+# activation checkpointing (memory only), resuming. bf16/fp16 count only when given: otherwise
+# ``mixed_precision`` (recorded) chose them for the hardware, and a run may resume on other hardware.
+FREE_SETTINGS = frozenset({"model", "data", "out", "export_merged", "device", "training_args"})
+FREE_ARGS = frozenset({
+    "output_dir", "overwrite_output_dir", "run_name", "project", "report_to", "disable_tqdm", "debug",
+    "resume_from_checkpoint", "do_train", "do_eval", "do_predict", "skip_memory_metrics", "push_to_hub",
+    "use_cpu", "no_cuda", "use_mps_device", "local_rank", "per_device_eval_batch_size", "prediction_loss_only",
+    "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "batch_eval_metrics",
+    "bf16_full_eval", "fp16_full_eval", "enable_jit_checkpoint", "torch_empty_cache_steps",
+    "dataloader_num_workers", "dataloader_pin_memory", "dataloader_persistent_workers",
+    "dataloader_prefetch_factor", "dataloader_multiprocessing_context", "dataloader_in_order",
+    "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_checkpointing",
+    "activation_checkpointing_kwargs"})
+FREE_ARG_PREFIXES = ("logging_", "log_", "save_", "eval_", "hub_", "trackio_", "include_", "ddp_", "tpu_")
 
 
 @dataclass
@@ -117,6 +136,28 @@ def training_arguments(config: TrainConfig) -> Any:
         raise InputError(f"bad Trainer argument: {exc}") from None
 
 
+def run_record(config: TrainConfig, args: Any) -> Record:
+    """What ``OUT``, its checkpoints and ``OUT/final`` are made from (:mod:`o1embedder.resume`): our
+    settings, the effective TrainingArguments that shape the numbers (a flag given at its default
+    equals one left out), the number of processes (per-device batch x processes is the batch), and
+    the fingerprints of the starting model and the data file."""
+    given = config.training_args
+    trainer = {k: v for k, v in args.to_dict().items()
+               if k not in FREE_ARGS and not k.startswith(FREE_ARG_PREFIXES) and (k not in ("bf16", "fp16") or k in given)}
+    settings = {k: v for k, v in config.to_dict().items() if k not in FREE_SETTINGS}
+    settings.update(training_args=trainer, world_size=distributed.world_size())
+    return resume.run_record("train", settings, model=config.model, data=config.data)
+
+
+def explicit_checkpoint(args: Any) -> str | None:
+    """A checkpoint named with ``resume_from_checkpoint`` (``true`` names none: the newest, which a
+    rerun resumes anyway)."""
+    given = args.resume_from_checkpoint
+    if isinstance(given, bool) or str(given).lower() in {"", "none", "true", "false"}:
+        return None
+    return str(given)
+
+
 def refuse_zero3(config: TrainConfig) -> None:
     """DeepSpeed ZeRO-3 partitions the weights while the model loads (``zero.Init``): each rank holds
     a slice of every tensor, whereas the O1 loader checks the vocabulary against the embedding, adds
@@ -139,24 +180,37 @@ def refuse_zero3(config: TrainConfig) -> None:
 
 
 def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
-    """Train per ``config``; return the merged O1 model folder (``OUT/final``), or ``OUT`` without export."""
+    """Train per ``config``; return the merged O1 model folder (``OUT/final``), or ``OUT`` without export.
+
+    Resumes by the rule of :mod:`o1embedder.resume`: from the newest ``OUT/checkpoint-N`` made with
+    the same settings, model and data (a checkpoint named in ``training_args.resume_from_checkpoint``
+    wins); a finished run is returned as it is, nothing retrained; anything else in ``OUT`` is refused
+    (:class:`InputError` names the first setting that differs). Under torchrun rank 0 decides for all.
+    """
     from transformers import set_seed
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     # torchrun: join the process group (our timeout, each rank on its own device) before the Trainer's
     # accelerate state, which keeps a group that already exists.
     refuse_zero3(config)
+    config.validate()
     distributed.init_from_env("cpu" if config.training_args.get("use_cpu") else None)
     args = training_arguments(config)
+    out = Path(config.out)
+    record = run_record(config, args)
+    explicit = explicit_checkpoint(args)
+    plan = resume.decide(out, record, final=config.export_merged, explicit=explicit)
+    if plan.finished:
+        logger.info("%s: this run already finished with these settings; nothing to do", plan.path)
+        return plan.path
     set_seed(args.seed)                      # LoRA's random init must be the same on every rank / resume
     parts = build(config)
-    out = Path(config.out)
+    resume.begin(out, record)
     if distributed.is_main_process():
-        out.mkdir(parents=True, exist_ok=True)
         save_config(config, out)
     trainer = O1Trainer(model=parts.model, args=args, train_dataset=parts.dataset,
                         data_collator=parts.collator, loss_config=config.loss, gradcache=config.gradcache,
-                        callbacks=[SaveConfigCallback(config, parts.tokenizer), *(callbacks or [])])
+                        callbacks=[SaveConfigCallback(config, parts.tokenizer, record), *(callbacks or [])])
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not trainer.is_fsdp_enabled:
         # accelerate turns an FSDP launch config into FSDP for GPU-class devices only; on the CPU it
         # runs plain DDP (measured: the same losses as DDP to the printed digits), so say so
@@ -166,14 +220,24 @@ def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
         trainer.add_callback(LossBar())
     if trainer.pop_callback(PrinterCallback) is not None:        # no bar: compact log lines, not dicts
         trainer.add_callback(LossLines())
-    trainer.train(resume_from_checkpoint=args.resume_from_checkpoint)
+    trainer.add_callback(StopWhenDone())
+    if plan.checkpoint is not None:
+        logger.info("resuming from %s", plan.checkpoint)
+    try:
+        trainer.train(resume_from_checkpoint=None if plan.checkpoint is None else str(plan.checkpoint))
+    except NothingLeft:
+        logger.info("%s is the run's last step: nothing left to train", plan.checkpoint)
+        trainer.callback_handler.on_train_end(args, trainer.state, trainer.control)
     distributed.barrier()
     if not config.export_merged:
+        resume.finish(out, record, steps=trainer.state.global_step)
         return out
-    final = out / "final"
+    final = out / resume.FINAL
     if distributed.is_main_process():
         lm = trainer.accelerator.unwrap_model(trainer.model).lm
-        export_merged(lm, parts.tokenizer, parts.settings, final)
-        save_config(config, final)
+        with resume.staged(final, record, steps=trainer.state.global_step) as tmp:
+            export_merged(lm, parts.tokenizer, parts.settings, tmp)
+            save_config(config, tmp)
+        resume.finish(out, record, steps=trainer.state.global_step, final=resume.FINAL)
     distributed.barrier()
     return final

@@ -16,7 +16,7 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 
-from .. import distributed
+from .. import distributed, resume
 from ..formats import atomic_write
 from .config import CONFIG_FILE, GradCacheConfig, LossConfig, TrainConfig
 from .forward import joint_parts
@@ -126,11 +126,25 @@ class LossHistory(TrainerCallback):
                                  **{k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}})
 
 
-class SaveConfigCallback(TrainerCallback):
-    """Writes the effective ``o1emb_train.json`` (and the tokenizer) beside every checkpoint."""
+class NothingLeft(Exception):
+    """Raised by :class:`StopWhenDone`: the resumed checkpoint is the run's last step."""
 
-    def __init__(self, config: TrainConfig, tokenizer: Any) -> None:
-        self.config, self.tokenizer = config, tokenizer
+
+class StopWhenDone(TrainerCallback):
+    """Resumed from a checkpoint at the run's last step, the Trainer (transformers 5.24) would take one
+    more step before it checks whether it is done: stop it as it begins, the checkpoint loaded."""
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.max_steps and state.global_step >= state.max_steps:
+            raise NothingLeft
+
+
+class SaveConfigCallback(TrainerCallback):
+    """Writes the effective ``o1emb_train.json`` and the tokenizer into every checkpoint, then the run
+    record (:mod:`o1embedder.resume`), last: a checkpoint without it was cut short and is not resumed."""
+
+    def __init__(self, config: TrainConfig, tokenizer: Any, record: Any = None) -> None:
+        self.config, self.tokenizer, self.record = config, tokenizer, record
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if not state.is_world_process_zero:
@@ -139,6 +153,8 @@ class SaveConfigCallback(TrainerCallback):
         if folder.is_dir():
             save_config(self.config, folder)
             self.tokenizer.save_pretrained(folder)
+            if self.record is not None:
+                resume.write(folder, self.record, complete=True, step=state.global_step)
 
 
 def save_config(config: TrainConfig, folder: str | os.PathLike[str]) -> Path:
