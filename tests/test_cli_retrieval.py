@@ -132,7 +132,7 @@ BAD = [
     ("corpus file missing", None, "index --corpus {tmp}/none.jsonl", "none.jsonl: file not found"),
     ("bad k", None, "search --index {tmp}/idx --k 0", "--k must be >= 1"),
     ("bad rank range", None, "mine --ranks 100-10", "rank range must satisfy"),
-    ("bad k values", None, "eval --k-values ten", "k values must be comma-separated integers"),
+    ("bad k values", None, "eval --k-values ten", "--k-values: expected an integer, got 'ten'"),
     ("ablation without O1", None, "eval --ablation", "ablation needs an O1 model"),
     ("bad shard spec", None, "index --shard 3/3", "--shard 3/3: need 0 <= i < n"),
     ("--no-stem with a dense model", None, "eval --no-stem --model st:/x", "--no-stem applies to bm25 only"),

@@ -9,11 +9,11 @@ import pytest
 from synth_stub import StubServer, write_rows
 
 from o1embedder.cli import main
-from o1embedder.cli import synthesize as cli_synthesize
 from o1embedder.errors import InputError
 from o1embedder.formats import TrainingRow
 from o1embedder.synthesis import DEFAULT_TASK, DEFAULT_TEMPLATE, PromptTemplate, SamplingParams
 from o1embedder.synthesis.prompts import INFORMED_TASK
+from o1embedder.synthesis.settings import SynthesizeSettings
 
 # The hash the paper prompt had before presets existed: outputs made then must still resume.
 PAPER_SHA256_BEFORE_PRESETS = PromptTemplate(task=DEFAULT_TASK, template=DEFAULT_TEMPLATE).sha256()
@@ -68,7 +68,8 @@ def test_template_file_may_use_passage(tmp_path):
 def test_sampling_defaults_agree():
     params = SamplingParams()
     assert (params.temperature, params.top_p) == (0.7, 0.9)
-    assert (cli_synthesize.DEFAULT_TEMPERATURE, cli_synthesize.DEFAULT_TOP_P) == (params.temperature, params.top_p)
+    sampling = SynthesizeSettings().sampling                  # what o1emb synthesize sends by default
+    assert (sampling.temperature, sampling.top_p) == (params.temperature, params.top_p)
 
 
 def _args(rows, out, expert, *extra):
@@ -113,9 +114,8 @@ def test_cli_greedy_and_bad_values(tmp_path, capsys):
         stub.state.keep_bodies = True
         assert main(_args(rows, out, f"openai:{stub.url}", "--temperature", "0", "--k", "1")) == 0
         assert stub.state.bodies[0]["temperature"] == 0.0
-    with pytest.raises(SystemExit):
-        main(_args(rows, out, "openai:http://127.0.0.1:9/v1", "--temperature", "hot"))
-    assert "expected a number or 'default'" in capsys.readouterr().err
+    assert main(_args(rows, out, "openai:http://127.0.0.1:9/v1", "--temperature", "hot")) == 2
+    assert "--temperature: expected a number or 'default'" in capsys.readouterr().err
     assert main(_args(rows, tmp_path / "o2.jsonl", "openai:http://127.0.0.1:9/v1", "--prompt", "informed",
                       "--passage-words", "0")) == 2
     assert "passage words must be >= 1" in capsys.readouterr().err

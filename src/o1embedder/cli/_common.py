@@ -1,9 +1,25 @@
-"""Options and helpers shared by several subcommands."""
+"""Options and helpers shared by several subcommands, and :data:`COMMAND_SETTINGS`: the settings class
+of every command configured through :mod:`o1embedder.options` (``--config``, ``--set``, ``--print-config``)."""
 
 from __future__ import annotations
 
 import argparse
 from typing import Any
+
+from ..committee.settings import RefineSettings
+from ..evaluation.settings import EvalSettings
+from ..pipeline.recipe import Recipe
+from ..retrieval.settings import IndexSettings, MineSettings
+from ..rl.config import RLConfig
+from ..synthesis.settings import SynthesizeSettings
+from ..training.config import TrainConfig
+
+COMMAND_SETTINGS: dict[str, type] = {
+    "train": TrainConfig, "rl": RLConfig, "synthesize": SynthesizeSettings, "refine": RefineSettings,
+    "mine": MineSettings, "index": IndexSettings, "eval": EvalSettings, "pipeline": Recipe, "real": Recipe,
+}
+"""Command -> its settings dataclass (light: no torch). A setting shared by several commands has one
+name, type and set of choices in all of them (tests/test_options.py)."""
 
 
 def add_model_options(p: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -22,11 +38,6 @@ def add_dtype_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help=DTYPE_HELP)
 
 
-def add_stem_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--no-stem", action="store_true",
-                   help="bm25 without stemming (BEIR's bm25s numbers); default: English Snowball stemming")
-
-
 def bm25_spec(spec: str, no_stem: bool) -> str:
     """``spec`` with ``--no-stem`` applied (``bm25`` -> ``bm25:nostem``); refused for other models."""
     from ..errors import InputError
@@ -39,8 +50,11 @@ def bm25_spec(spec: str, no_stem: bool) -> str:
     return "bm25:nostem"
 
 
+THINK_TITLE = "thinking (defaults: the model's settings; reference 3 / 0.1 / 0.9 / 128)"
+
+
 def add_generation_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("thinking (defaults: the model's settings; reference 3 / 0.1 / 0.9 / 128)")
+    g = p.add_argument_group(THINK_TITLE)
     g.add_argument("--n-thoughts", type=int, default=None, help="thoughts sampled per query")
     g.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy)")
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
@@ -62,15 +76,18 @@ def load_model(args: argparse.Namespace) -> Any:
 
 # -- retrieval and evaluation (index, search, eval, mine) ------------------------------------------
 
-def join_launch(args: argparse.Namespace) -> bool:
+def join_launch(device: str) -> tuple[bool, Any]:
     """Under ``torchrun`` (``WORLD_SIZE > 1``): join the process group and put this rank on its own
-    device (``args.device`` becomes it). Returns whether this process is the one that writes outputs
-    and prints (rank 0; always true in a single process). Torch is not loaded outside a launcher."""
+    device. Returns (whether this process is the one that writes outputs and prints - rank 0, always
+    true in a single process -, the device to load on: this rank's, or ``device`` as the library takes
+    it, ``auto`` as ``None``). Torch is not loaded outside a launcher."""
     from .. import distributed
+    from ..retrieval.settings import torch_device
 
+    chosen = torch_device(device)
     if distributed.launched_world_size() > 1:
-        args.device = distributed.init_from_env(args.device)
-    return distributed.is_main_process()
+        chosen = distributed.init_from_env(chosen)
+    return distributed.is_main_process(), chosen
 
 
 def add_backend_options(p: argparse.ArgumentParser) -> None:
@@ -90,13 +107,34 @@ def add_think_options(p: argparse.ArgumentParser) -> None:
     """``--no-think`` plus the generation options and the thought cache (O1 models only)."""
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--no-think", action="store_true", help="O1 models: embed queries without thinking")
-    mode.add_argument("--auto-think", nargs="?", type=float, const=DEFAULT_MARGIN, default=None, metavar="MARGIN",
-                      help="O1 models: think only for queries whose no-thinking top-2 score margin is below "
-                           "MARGIN (default 0.05; 0 never thinks, inf always)")
+    add_auto_think(mode)
     add_generation_options(p)
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="thought cache folder (default: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the thought cache")
+
+
+def add_auto_think(p: Any) -> None:
+    """``--auto-think [MARGIN]`` (on a parser or a group). With a ``think`` settings section it is
+    ``think.mode=auto`` and, when given, ``think.margin=MARGIN`` (:func:`auto_think`; without a value
+    the margin of the file or ``--set``, else the library's)."""
+    p.add_argument("--auto-think", nargs="?", type=float, const=DEFAULT_MARGIN, default=None, metavar="MARGIN",
+                   help="O1 models: think only for queries whose no-thinking top-2 score margin is below "
+                        "MARGIN (default 0.05; 0 never thinks, inf always)")
+
+
+def auto_think(args: argparse.Namespace, cls: type) -> dict[str, Any]:
+    """The ``think`` settings of ``cls`` that ``--auto-think [MARGIN]`` gives (``extra`` of
+    :func:`options.resolve`); refused together with ``--think``/``--no-think``."""
+    from ..errors import InputError
+    from ..options import leaves
+
+    margin = getattr(args, "auto_think", None)
+    if margin is None:
+        return {}
+    if any(leaf.key == "think.mode" and hasattr(args, leaf.dest) for leaf in leaves(cls)):
+        raise InputError("--auto-think and --think/--no-think: give one of them")
+    return {"think.mode": "auto", **({} if margin is DEFAULT_MARGIN else {"think.margin": margin})}
 
 
 def think_mode(args: argparse.Namespace) -> tuple[bool | str, float | None]:
