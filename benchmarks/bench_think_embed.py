@@ -1,7 +1,7 @@
 """One-pass think+embed vs. generate-then-re-encode and vs. generation alone; corpus encoding vs. a bare forward.
 
     python benchmarks/bench_think_embed.py [--reps 5] [--hidden 512] [--layers 8]
-    python benchmarks/bench_think_embed.py --model o1emb-real/smollm2 --dtype bfloat16   # SmolLM2 shape
+    python benchmarks/bench_think_embed.py --model o1emb-real/base --dtype bfloat16   # SmolLM2 shape
 
 Model: by default a random Qwen2-shaped causal LM (hidden 512, 8 layers, 8 heads, 4 KV heads,
 intermediate 1408, byte-level BPE vocabulary trained in-process on pseudo-words); with ``--model`` a

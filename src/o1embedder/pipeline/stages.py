@@ -1,29 +1,30 @@
 """The recipe's cache: which settings each stage depends on, and the provenance record of every output.
 
 Every cached output (a file or a folder) has a record beside it (``OUTPUT.provenance.json``, see
-:mod:`o1embedder.provenance`): the :class:`~.config.RealConfig` fields of :data:`SETTINGS` for its
-kind, the resolved ``device`` and ``dtype`` where a model runs, and the fingerprints of its inputs
-(upstream records, data files, models). An output is reused only when its record matches; otherwise
-the output and its partial state (journals, Trainer or RL checkpoints, index shards) are removed and
-remade, and every stage below it follows because its record lists the changed fingerprint. A stage
-killed midway finds its own pending record (same fingerprint) and resumes its partial state.
+:mod:`o1embedder.provenance`): the recipe settings of :data:`SETTINGS` for its kind (dotted keys),
+the entries of the recipe's lists it reads (its training set, its expert), the resolved ``device``
+and ``dtype`` where a model runs, and the fingerprints of its inputs (upstream records, data files,
+models). An output is reused only when its record matches; otherwise the output and its partial
+state (journals, checkpoints, index shards) are removed and remade, and every stage below it follows
+because its record lists the changed fingerprint. A stage killed midway finds its own pending record
+(same fingerprint) and resumes its partial state.
 
 Where each setting acts (the rest of the recipe does not see it):
 
-- ``steps``, ``learning_rate``, LoRA, loss and batch settings, ``passage_tokens``,
-  ``query_thought_tokens``: training (all three models) and everything evaluated from the models;
-  ``passage_tokens`` also every SmolLM2 index (the untrained ``base`` model's too).
-- ``k`` and the expert's settings: synthesis, then refinement and the two O1 models (not
-  ``contrastive-only``, which trains on the mined rows); the expert's sampling settings (not ``k``)
-  also its bolted-on thoughts for evaluation queries.
-- ``n_thoughts``, ``think_*``: the O1 models' thinking (k1/k3 rows), the contrastive-only model given
-  those thoughts, and latency; ``think_max_new_tokens`` also the RL rollouts.
-- mining settings (``negatives``, ``doc_words``, ``seed``, ...): everything but the BM25 / MiniLM
-  baselines and the ``base`` model's rows; ``bm25`` also the BM25 index and the committee.
+- ``training.*``: training (every model) and everything evaluated from the models;
+  ``training.passage_tokens`` also every index of an LM (the untrained ``base`` model's too).
+- ``synthesis.*`` and an expert's entry: its synthesis, then refinement and its O1 model (not
+  ``contrastive-only``, which trains on the mined rows); the sampling settings (not ``k``) also the
+  bolted-on thoughts for evaluation queries.
+- ``thinking.*``: the O1 models' thinking (kN rows), the contrastive-only model given those
+  thoughts, and latency; ``thinking.max_new_tokens`` also the RL rollouts.
+- ``mining.*``, ``seed`` and the training sets' entries: everything but the retriever baselines and
+  the ``base`` model's rows; a retriever's spec, whatever reads it (its index, the committee, mining).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -34,36 +35,45 @@ from typing import Any, TypeVar
 
 from .. import provenance
 from ..log import get_logger
-from .config import RealConfig
+from .recipe import Recipe
 
 logger = get_logger(__name__)
 T = TypeVar("T")
 
-_EXPERT = ("expert_max_tokens", "expert_temperature", "expert_top_p", "expert_batch", "paper_shots",
-           "shot_words", "seed", "device", "dtype")
-_THINK = ("n_thoughts", "think_temperature", "think_top_p", "think_max_new_tokens", "device", "dtype")
+_SAMPLING = ("synthesis.max_tokens", "synthesis.temperature", "synthesis.top_p", "synthesis.batch_size", "seed",
+             "device", "dtype")
+_THINK = ("thinking.n_thoughts", "thinking.temperature", "thinking.top_p", "thinking.max_new_tokens",
+          "thinking.batch_size", "device", "dtype")
+_ADAPTER = ("training.adapter.mode", "training.adapter.r", "training.adapter.alpha", "training.adapter.target_modules",
+            "training.adapter.train_special_tokens")
+_TRAINING = ("training.steps", "training.epochs", "training.batch_size", "training.group_size",
+             "training.learning_rate", "training.warmup", "training.lam", "training.temperature",
+             "training.thought_dropout", *_ADAPTER, "training.adapter.dropout", "training.query_tokens",
+             "training.query_thought_tokens",
+             "training.passage_tokens", "training.mixed_precision", "training.gradient_checkpointing",
+             "training.processes", "training.training_args", "seed", "device", "dtype")
 SETTINGS: dict[str, tuple[str, ...]] = {
     "convert": (),
-    "mine": ("seed", "negatives", "doc_words", "nfcorpus_train_queries", "scifact_validation", "bm25"),
-    "validation": ("seed", "scifact_validation", "nfcorpus_validation"),
+    "mine": ("seed", "mining.negatives", "mining.doc_words"),
+    "validation": ("seed",),
     "no-thoughts": (),
-    "synthesize": ("k", *_EXPERT),
-    "refine": ("committee_policy", "committee_max_length", "bm25", "device"),
-    "train": ("steps", "batch_size", "group_size", "learning_rate", "lam", "temperature", "thought_dropout",
-              "lora_r", "lora_alpha", "lora_dropout", "passage_tokens", "query_thought_tokens", "seed",
-              "device", "dtype"),
-    "rl": ("rl_steps", "rl_rows_per_step", "rl_samples", "rl_rollout_temperature", "rl_learning_rate",
-           "rl_kl_coef", "rl_contrastive_weight", "group_size", "temperature", "think_max_new_tokens",
-           "lora_r", "lora_alpha", "seed", "device", "dtype"),
-    "index-o1": ("passage_tokens", "device", "dtype"),
-    "index-bm25": ("bm25",),
+    "synthesize": ("synthesis.k", *_SAMPLING),
+    "refine": ("committee.policy", "committee.max_length", "device"),
+    "train": _TRAINING,
+    "rl": ("rl.steps", "rl.rows_per_step", "rl.samples", "rl.rollout_temperature", "rl.learning_rate",
+           "rl.kl_coef", "rl.contrastive_weight", "training.group_size", "training.temperature",
+           "thinking.max_new_tokens", *_ADAPTER,
+           "training.mixed_precision", "seed", "device", "dtype"),
+    "index-o1": ("training.passage_tokens", "indexing.batch_size", "device", "dtype"),
+    "index-bm25": (),
     "index-st": ("device",),
-    "expert-thoughts": _EXPERT,
+    "expert-thoughts": _SAMPLING,
     "thoughts": _THINK,
     "result": ("device", "dtype"),
-    "latency": ("latency_queries", *_THINK),
+    "latency": ("latency.queries", *_THINK),
 }
-"""Stage kind -> the settings it depends on itself (its inputs carry the rest)."""
+"""Stage kind -> the recipe settings it depends on itself (its inputs carry the rest; a stage adds the
+entries of the recipe's lists it reads through ``settings=``)."""
 
 
 class Stage:
@@ -71,11 +81,11 @@ class Stage:
     pass on their lineage); ``inputs`` adds other fingerprints (data files, models); ``extras`` are
     the stage's other files and partial state, removed with the output when the record differs."""
 
-    def __init__(self, config: RealConfig, kind: str, output: Path, *, name: str | None = None,
+    def __init__(self, recipe: Recipe, kind: str, output: Path, *, name: str | None = None,
                  upstream: Iterable[Stage] = (), inputs: dict[str, str] | None = None,
-                 extras: Iterable[Path] = ()) -> None:
+                 extras: Iterable[Path] = (), settings: dict[str, Any] | None = None) -> None:
         self.output, self.extras, self.name, self.kind = Path(output), [Path(p) for p in extras], name or kind, kind
-        settings = {key: runtime(config, key) for key in SETTINGS[kind]}
+        settings = {**{key: runtime(recipe, key) for key in SETTINGS[kind]}, **(settings or {})}
         found, lineage = dict(inputs or {}), {}
         for stage in upstream:
             found[stage.name] = stage.fingerprint
@@ -123,14 +133,41 @@ class Stage:
         return result
 
 
-def runtime(config: RealConfig, key: str) -> Any:
-    """A setting's value as recorded: ``device`` and ``dtype`` resolved, tuples as lists."""
+def runtime(recipe: Recipe, key: str) -> Any:
+    """A setting's value as recorded: ``device`` and ``dtype`` resolved, sections as plain data."""
+    from ..options import to_dict
+
     if key == "device":
-        return config.resolved_device()
+        return resolved_device(recipe.device)
     if key == "dtype":
-        return config.inference_dtype()
-    value = getattr(config, key)
-    return list(value) if isinstance(value, tuple) else value
+        return inference_dtype(recipe.device, recipe.dtype)
+    value: Any = recipe
+    for part in key.split("."):
+        value = getattr(value, part)
+    return to_dict(value) if not isinstance(value, (str, int, float, bool, type(None))) else value
+
+
+@functools.cache
+def resolved_device(device: str) -> str:
+    """``cpu`` or ``cuda[:N]``: ``auto`` decided (CUDA when present)."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@functools.cache
+def inference_dtype(device: str, dtype: str = "auto") -> str:
+    """The recipe's ``dtype`` with ``auto`` decided on the resolved device (bf16 on CUDA and on CPUs
+    with native bf16, else float32)."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    from ..checkpoints import auto_dtype, dtype_name
+
+    return dtype_name(auto_dtype(torch.device(resolved_device(device))))
 
 
 # -- fingerprints of inputs ------------------------------------------------------------------------
@@ -147,10 +184,14 @@ def path_digest(path: str | os.PathLike[str]) -> str:
     return _DIGESTS[key]
 
 
-def data_digest(config: RealConfig, dataset: str, *files: str) -> str:
-    """Fingerprint of some files of one BEIR dataset (``corpus.jsonl``, ``qrels/test.tsv``, ...)."""
-    folder = config.beir(dataset)
-    return provenance.digest({name: path_digest(folder / name) for name in files})
+def data_digest(folder: Path, *files: str) -> str:
+    """Fingerprint of some files of one BEIR folder (``corpus.jsonl``, ``qrels/test.tsv``, ...; a
+    gzipped file stands for its name)."""
+    def one(name: str) -> str:
+        path = folder / name
+        return path_digest(path if path.is_file() else folder / f"{name}.gz")
+
+    return provenance.digest({name: one(name) for name in files})
 
 
 def model_fingerprint(path: Path) -> str | None:
@@ -177,10 +218,10 @@ class Model:
 class Run:
     """The recipe's state after training: what evaluation reads."""
 
-    config: RealConfig
+    recipe: Recipe
+    inputs: Any
     base: Model
     mine: Stage
     validation: Stage
-    minilm: str
     refined: dict[str, Stage]
     models: dict[str, Model] = field(default_factory=dict)

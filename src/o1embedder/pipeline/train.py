@@ -1,21 +1,26 @@
-"""Joint LoRA training of SmolLM2 for the recipe: the O1 models and the contrastive-only baseline.
+"""Training for the recipe: the contrastive-only baseline and one O1 model per expert, all with the same
+rows, steps, batch, learning rate, LoRA and loss settings (the baseline's rows carry no thought, so its
+loss is the contrastive part alone at the same weight ``lam``); then the optional RL stage.
 
-Every model trains with the same rows, steps, batch, group, learning rate, LoRA and loss settings; the
-baseline's rows simply carry no thought (so its loss is the contrastive part alone, at the same weight
-``lam``: the same effective learning rate for the contrastive gradient). Checkpoints every 20 steps
-make a killed run resume where it stopped.
+One process runs ``o1embedder.training.train`` here; ``training.processes`` > 1 runs the library's own
+command, ``o1emb train --config`` (and ``o1emb rl --config``), under torchrun with the configuration
+this module writes, so a recipe trains exactly as a user's command line would.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from ..formats import write_json
-from ..log import get_logger
-from .config import RealConfig
+from ..log import get_logger, quiet
+from .recipe import Recipe
+from .stages import resolved_device
 
 logger = get_logger(__name__)
 
@@ -25,82 +30,123 @@ def _last_checkpoint(out: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
-def train_config(config: RealConfig, base: Path, rows: Path, out: Path) -> Any:
-    from ..training import AdapterConfig, DataConfig, LossConfig, TrainConfig
+def train_config(recipe: Recipe, base: Path, rows: Path, out: Path, deepspeed: str = "") -> Any:
+    from ..training import DataConfig, LossConfig, TrainConfig
 
-    args = {"max_steps": config.steps, "per_device_train_batch_size": config.batch_size,
-            "learning_rate": config.learning_rate, "warmup_steps": 0.1, "lr_scheduler_type": "linear",
-            "logging_steps": 5, "save_strategy": "steps", "save_steps": 20, "save_total_limit": 1,
-            "seed": config.seed, "use_cpu": config.resolved_device() == "cpu", "dataloader_pin_memory": False,
-            "resume_from_checkpoint": _last_checkpoint(out)}
+    t = recipe.training
+    args = {"per_device_train_batch_size": t.batch_size, "learning_rate": t.learning_rate, "warmup_steps": t.warmup,
+            "lr_scheduler_type": "linear", "logging_steps": 5, "save_strategy": "steps", "save_steps": t.save_steps,
+            "save_total_limit": 1, "seed": recipe.seed, "use_cpu": resolved_device(recipe.device) == "cpu",
+            "dataloader_pin_memory": False,
+            **({"max_steps": t.steps} if t.steps else {"num_train_epochs": t.epochs}),
+            **({"gradient_checkpointing": True} if t.gradient_checkpointing else {}),
+            **({"deepspeed": deepspeed} if deepspeed else {}), **t.training_args}
     return TrainConfig(
-        model=str(base), data=str(rows), out=str(out), mixed_precision="auto",
-        data_cfg=DataConfig(group_size=config.group_size, thought_dropout=config.thought_dropout,
-                            max_passage_tokens=config.passage_tokens,
-                            max_query_thought_tokens=config.query_thought_tokens, seed=config.seed),
-        loss=LossConfig(temperature=config.temperature, lam=config.lam),
-        adapter=AdapterConfig(r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout),
+        model=str(base), data=str(rows), out=str(out), mixed_precision=t.mixed_precision,
+        data_cfg=DataConfig(group_size=t.group_size, thought_dropout=t.thought_dropout, max_query_tokens=t.query_tokens,
+                            max_passage_tokens=t.passage_tokens, max_query_thought_tokens=t.query_thought_tokens,
+                            seed=recipe.seed),
+        loss=LossConfig(temperature=t.temperature, lam=t.lam),
+        adapter=replace(t.adapter),
         training_args=args)
 
 
-def set_think_settings(config: RealConfig, folder: Path) -> None:
+def set_think_settings(recipe: Recipe, folder: Path) -> None:
     """Record the recipe's thinking settings in ``o1embedder.json`` (weights and fingerprint untouched),
     so the saved model thinks as evaluated when others load it. Written only when they differ: a
     changed ``n_thoughts`` updates a trained model without retraining it."""
     path = folder / "o1embedder.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    wanted = {"n_thoughts": config.n_thoughts, "temperature": config.think_temperature,
-              "top_p": config.think_top_p, "max_new_tokens": config.think_max_new_tokens, "seed": 0}
+    t = recipe.thinking
+    wanted = {"n_thoughts": t.n_thoughts, "temperature": t.temperature, "top_p": t.top_p,
+              "max_new_tokens": t.max_new_tokens, "seed": 0}
     if any(data["think"].get(k) != v for k, v in wanted.items()):
         data["think"].update(wanted)
         write_json(path, data)
 
 
-def train_model(config: RealConfig, name: str, base: Path, rows: Path) -> Path:
+def launch(command: str, config: Any, out: Path, processes: int) -> None:
+    """``o1emb COMMAND --config OUT/COMMAND.yaml`` under torchrun with ``processes`` ranks."""
+    from ..errors import O1Error
+    from ..formats import atomic_write
+    from ..options import to_yaml
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{command}.yaml"
+    with atomic_write(path) as handle:
+        handle.write(to_yaml(config))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+           "-m", "o1embedder", "--log-level", "WARNING", command, "--config", str(path)]
+    logger.info("running %s", " ".join(cmd))
+    done = subprocess.run(cmd, check=False)
+    if done.returncode != 0:
+        raise O1Error(f"{' '.join(cmd)} failed with exit code {done.returncode}")
+
+
+def _logged(out: Path) -> list[dict[str, Any]]:
+    """Losses logged up to the newest checkpoint (its ``trainer_state.json``): what a resumed run, or a
+    run in other processes, logged before."""
+    last = _last_checkpoint(out)
+    state = Path(last) / "trainer_state.json" if last else None
+    if state is None or not state.is_file():
+        return []
+    return [r for r in json.loads(state.read_text(encoding="utf-8")).get("log_history", []) if "contrastive" in r]
+
+
+def train_model(recipe: Recipe, name: str, base: Path, rows: Path, deepspeed: str = "") -> Path:
     """``models/NAME/final``: a merged O1 model (an ``O1Embedder`` folder); cached."""
     from ..training import LossHistory, train
 
-    out = config.root / "models" / name
+    out = recipe.root / "models" / name
     final = out / "final"
     if (final / "o1embedder.json").is_file() and (out / "losses.json").is_file():
         return final
-    losses = LossHistory()
-    logging.getLogger("transformers").setLevel(logging.WARNING)
-    train(train_config(config, base, rows, out), callbacks=[losses])
-    set_think_settings(config, final)
-    write_json(out / "losses.json", losses.history)
-    if losses.history:
-        first, last = losses.history[0], losses.history[-1]
+    config = train_config(recipe, base, rows, out, deepspeed)
+    if recipe.training.processes > 1:
+        launch("train", config, out, recipe.training.processes)
+        history = _logged(out)
+    else:                       # a killed run resumes its newest checkpoint (o1emb train's rule)
+        before, losses = _logged(out), LossHistory()
+        with quiet("transformers", logging.WARNING):
+            train(config, callbacks=[losses])
+        done = max((r["step"] for r in before), default=0)
+        history = before + [r for r in losses.history if r["step"] > done]
+    set_think_settings(recipe, final)
+    write_json(out / "losses.json", history)
+    if history:
+        first, last = history[0], history[-1]
         logger.info("%s: contrastive %.3f -> %.3f, thought LM %s -> %s", name, first.get("contrastive", 0),
                     last.get("contrastive", 0), first.get("thought_lm"), last.get("thought_lm"))
     return final
 
 
-def rl_model(config: RealConfig, name: str, model: Path, rows: Path) -> Path:
-    """``models/NAME/final``: GRPO on thoughts (LoRA, bf16 autocast) from the trained ``model``; cached,
-    resumable (checkpoints every 5 steps)."""
-    from dataclasses import fields
-
+def rl_config(recipe: Recipe, model: Path, rows: Path, out: Path) -> Any:
     from ..rl.config import RLConfig
-    from ..rl.loop import rl
-    from ..training import AdapterConfig
 
-    out = config.root / "models" / name
+    r, t = recipe.rl, recipe.training
+    return RLConfig(
+        model=str(model), data=str(rows), out=str(out), steps=r.steps, rows_per_step=r.rows_per_step,
+        samples=r.samples, group_size=t.group_size, rollout_temperature=r.rollout_temperature,
+        max_new_tokens=recipe.thinking.max_new_tokens, temperature=t.temperature, kl_coef=r.kl_coef,
+        contrastive_weight=r.contrastive_weight, learning_rate=r.learning_rate, mixed_precision=t.mixed_precision,
+        save_steps=r.save_steps, seed=recipe.seed, device=resolved_device(recipe.device),
+        adapter=replace(t.adapter, dropout=0.0))
+
+
+def rl_model(recipe: Recipe, name: str, model: Path, rows: Path) -> Path:
+    """``models/NAME/final``: GRPO on thoughts from the trained ``model``; cached, resumable."""
+    from ..rl import rl
+
+    out = recipe.root / "models" / name
     final = out / "final"
     if not (final / "o1embedder.json").is_file():
-        rl_config = RLConfig(
-            model=str(model), data=str(rows), out=str(out), steps=config.rl_steps,
-            rows_per_step=config.rl_rows_per_step, samples=config.rl_samples, group_size=config.group_size,
-            rollout_temperature=config.rl_rollout_temperature, max_new_tokens=config.think_max_new_tokens,
-            temperature=config.temperature, kl_coef=config.rl_kl_coef,
-            contrastive_weight=config.rl_contrastive_weight, learning_rate=config.rl_learning_rate,
-            mixed_precision="auto", save_steps=5, seed=config.seed,
-            adapter=AdapterConfig(r=config.lora_r, alpha=config.lora_alpha, dropout=0.0))
-        if "device" in {f.name for f in fields(RLConfig)}:      # RLConfig.device: "" = CUDA when present
-            rl_config.device = config.resolved_device()
-        logging.getLogger("transformers").setLevel(logging.WARNING)
-        rl(rl_config, show_progress=True)
-        set_think_settings(config, final)
+        config = rl_config(recipe, model, rows, out)
+        if recipe.training.processes > 1:
+            launch("rl", config, out, recipe.training.processes)
+        else:
+            with quiet("transformers", logging.WARNING):
+                rl(config, show_progress=True)
+        set_think_settings(recipe, final)
     return final
 
 

@@ -1,4 +1,4 @@
-"""The recipe report's logic with made-up results: goal verdicts, paired bootstrap intervals, tables;
+"""The pipeline report's logic with made-up results: goal verdicts, paired bootstrap intervals, tables;
 and the verdicts docs/real.md states, recomputed from its own figures."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from o1embedder.real.evaluate import Result
-from o1embedder.real.report import goal_table, goals, made_by, markdown, paired_difference, table, verdict
+from o1embedder.pipeline.evaluate import Result
+from o1embedder.pipeline.report import goal_table, goals, made_by, markdown, paired_difference, table, verdict
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "real.md"
 
@@ -113,8 +113,8 @@ def test_rows_carry_their_provenance_into_the_markdown() -> None:
     row = _result("scifact", "o1-think-k3", "paper", {"q": 0.5}).row()
     assert row["provenance"] is None and made_by(row) == "-"
     row["provenance"] = {"model": "0123456789abcdef", "index": "fedcba9876543210", "record": "x",
-                         "settings": {"steps": 4, "passage_tokens": 48, "k": 2, "n_thoughts": 2,
-                                      "think_temperature": 0.1}}
+                         "settings": {"training.steps": 4, "training.passage_tokens": 48, "synthesis.k": 2,
+                                      "thinking.n_thoughts": 2, "thinking.temperature": 0.1}}
     assert made_by(row) == "01234567 / fedcba98 (steps 4, passage 48, k 2, n 2, T 0.1)"
     text = markdown({"results": [row], "goals": [], "validation_results": [], "verdict_rule": "RULE",
                      "stage_seconds": {}, "indexes": {}, "peak_rss_gb": 1.0})
