@@ -118,6 +118,27 @@ def test_train_under_torchrun_is_one_job_equal_to_one_process(world: Path, tmp_p
                for k, w in weights(world / "model").items())                    # and training moved them
 
 
+def test_train_lm_settings_under_torchrun_equal_one_process(world: Path, tmp_path: Path) -> None:
+    """The LM warm-up, the LM head's own learning rate and the held-out thought LM loss (each rank scores
+    every other row; sums and token counts all-reduced, rank 0 writes) under two ranks give what one
+    process gives."""
+    held = write_rows(tmp_path / "held.jsonl", simple_rows(13, 3)[8:])         # 5 rows: unequal shares
+    # 2 steps of a global batch of 4: one epoch of the 8 rows
+    args = ["train", "--model", str(world / "model"), "--data", str(world / "rows.jsonl"), "--full",
+            "--group-size", "2", "--thought-dropout", "0", "--mixed-precision", "no", "--max_steps", "2",
+            "--logging_steps", "1", "--learning_rate", "1e-3", "--warmup_steps", "0", "--save_strategy", "no",
+            "--lm-warmup-steps", "1", "--lm-lr-scale", "0.5", "--eval-thoughts", str(held),
+            "--eval-thoughts-steps", "1"]
+    o1emb(*args, "--out", str(tmp_path / "one"), "--per_device_train_batch_size", "4")
+    o1emb(*args, "--out", str(tmp_path / "two"), "--per_device_train_batch_size", "2", ranks=2)
+    one, two = (json.loads((tmp_path / run / "thought_lm.json").read_text()) for run in ("one", "two"))
+    assert (one["rows"], one["tokens"]) == (two["rows"], two["tokens"]) and one["rows"] == 5
+    assert [e["step"] for e in two["history"]] == [0, 1, 2]
+    for a, b in zip(one["history"], two["history"], strict=True):
+        assert b["thought_lm"] == pytest.approx(a["thought_lm"], abs=1e-5), a["step"]
+    assert_same_weights(tmp_path / "one" / "final", tmp_path / "two" / "final")
+
+
 def test_index_under_torchrun_equals_one_process(world: Path, tmp_path: Path) -> None:
     args = ["index", "--model", str(world / "model"), "--corpus", str(world / "beir" / "corpus.jsonl"),
             "--shard-size", "4", "--batch-size", "3", "--dtype", "float32"]

@@ -138,6 +138,33 @@ def test_train_finished_is_not_redone_and_other_settings_are_refused(train_cli, 
     assert steps.taken == [5, 6]
 
 
+def test_train_with_the_lm_settings_resumes_and_records_them(train_cli, watch, tmp_path: Path, capsys) -> None:
+    """An LM warm-up that the interruption cuts, the LM head's own learning rate (its own optimizer group)
+    and held-out scoring: the resumed run ends with the unbroken run's weights and scores; the warm-up is
+    part of the run record, the held-out file is not."""
+    held = write_rows(tmp_path / "held.jsonl", simple_rows(12, 3)[8:])
+    lm = ("--lm-warmup-steps", "5", "--lm-lr-scale", "0.5", "--eval-thoughts", str(held))   # steps 1-5: LM only
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert train_cli(whole, *lm) == 0
+    watch(kill_at=4)
+    assert train_cli(cut, *lm) == 130
+    steps = watch()
+    assert train_cli(cut, *lm) == 0 and steps.taken == [5, 6]
+    assert _same_weights(whole / "final", cut / "final") < 1e-6
+    scores = {run: json.loads((run / "thought_lm.json").read_text()) for run in (whole, cut)}
+    assert [e["step"] for e in scores[whole]["history"]] == [0, 6]
+    assert [e["step"] for e in scores[cut]["history"]] == [0, 4, 6]          # the earlier attempt's kept
+    for key in ("before", "after"):
+        assert abs(scores[whole][key]["thought_lm"] - scores[cut][key]["thought_lm"]) < 1e-5
+    settings = resume.read(cut)["settings"]
+    assert settings["loss"]["lm_warmup_steps"] == 5 and "eval_thoughts" not in settings
+    steps = watch()
+    assert train_cli(cut, *lm[:-2]) == 0 and steps.taken == []              # no scoring: finished as it is
+    capsys.readouterr()
+    assert train_cli(cut, "--lm-warmup-steps", "2", *lm[2:]) == 2
+    assert "loss.lm_warmup_steps = 5, this run has 2" in _error(capsys)
+
+
 # -- o1emb rl ----------------------------------------------------------------------------------------
 RL = {"steps": 4, "rows_per_step": 2, "samples": 2, "group_size": 2, "max_new_tokens": 4, "save_steps": 1,
       "mixed_precision": "no", "learning_rate": 0.01, "warmup_steps": 0}

@@ -11,11 +11,12 @@ from typing import Any
 from .config import AdapterConfig, DataConfig, GradCacheConfig, LossConfig, TrainConfig, read_config
 
 __all__ = ["AdapterConfig", "DataConfig", "GradCacheConfig", "LossConfig", "TrainConfig", "read_config",
-           "train", "build", "JointModel", "JointCollator", "TrainingSet", "O1Trainer", "LossHistory", "export_merged"]
+           "train", "build", "JointModel", "JointCollator", "TrainingSet", "O1Trainer", "LossHistory", "export_merged",
+           "thought_lm_loss", "ThoughtLoss"]
 
 _LAZY = {"train": "api", "build": "api", "JointModel": "forward", "JointCollator": "data",
          "TrainingSet": "data", "O1Trainer": "trainer", "LossHistory": "trainer",
-         "export_merged": "adapters"}
+         "export_merged": "adapters", "thought_lm_loss": "heldout", "ThoughtLoss": "heldout"}
 
 
 def __getattr__(name: str) -> Any:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..log import get_logger
 from ..templates import Template
 from .config import AdapterConfig
@@ -61,6 +61,22 @@ def prepare_model(model: Any, template: Template, cfg: AdapterConfig) -> Any:
     logger.info("LoRA r=%d alpha=%d on %s; special-token rows trainable: %s; %d of %d parameters train",
                 cfg.r, cfg.alpha, targets, cfg.train_special_tokens, trainable, total)
     return peft_model
+
+
+def lm_only_parameters(model: Any, lr_scale: float = 1.0) -> list[Any]:
+    """The trainable parameters only the thought LM loss reaches: those of the LM head (the output
+    embedding: its whole matrix under full fine-tuning, its special-token rows or adapters under LoRA)
+    that are not also the input embedding's. Empty when the head is tied to the input embedding (the
+    contrastive loss reaches that matrix through the inputs) or frozen; with an ``lr_scale`` (the
+    ``loss.lm_lr_scale`` to give them) other than 1 that is an :class:`InputError`."""
+    head, inputs = model.get_output_embeddings(), model.get_input_embeddings()
+    shared = {id(p) for p in inputs.parameters()} if inputs is not None else set()
+    found = [] if head is None else [p for p in head.parameters() if p.requires_grad and id(p) not in shared]
+    if not found and lr_scale != 1.0:
+        raise InputError("loss.lm_lr_scale: this model has no parameter that only the thought LM loss trains "
+                         "(its LM head is tied to the input embedding, or frozen), so there is nothing to "
+                         "scale; leave it at 1")
+    return found
 
 
 def is_peft(model: Any) -> bool:

@@ -12,10 +12,11 @@ from ..errors import InputError
 from ..log import get_logger
 from ..provenance import Record
 from ..templates import Template
-from .adapters import export_merged, prepare_model
+from .adapters import export_merged, lm_only_parameters, prepare_model
 from .config import TrainConfig
 from .data import JointCollator, TrainingSet, load_rows
 from .forward import JointModel
+from .heldout import HeldOutThoughts, thought_rows
 from .trainer import LossBar, LossLines, NothingLeft, O1Trainer, SaveConfigCallback, StopWhenDone, save_config
 
 logger = get_logger(__name__)
@@ -32,7 +33,11 @@ DEFAULT_TRAINING_ARGS: dict[str, Any] = {
 # cadence of logs, saves and evaluation, reporting, devices and launch plumbing, data-loader workers,
 # activation checkpointing (memory only), resuming. bf16/fp16 count only when given: otherwise
 # ``mixed_precision`` (recorded) chose them for the hardware, and a run may resume on other hardware.
-FREE_SETTINGS = frozenset({"model", "data", "out", "export_merged", "device", "training_args"})
+FREE_SETTINGS = frozenset({"model", "data", "out", "export_merged", "device", "training_args", "eval_thoughts",
+                           "eval_thoughts_steps"})
+# Settings added after runs were first recorded: recorded only away from their defaults, so that a run
+# recorded before they existed (it trained as their defaults do) still resumes.
+LATER_SETTINGS = {("loss", "lm_warmup_steps"): 0, ("loss", "lm_lr_scale"): 1.0}
 FREE_ARGS = frozenset({
     "output_dir", "overwrite_output_dir", "run_name", "project", "report_to", "disable_tqdm", "debug",
     "resume_from_checkpoint", "do_train", "do_eval", "do_predict", "skip_memory_metrics", "push_to_hub",
@@ -74,6 +79,7 @@ def build(config: TrainConfig) -> TrainingParts:
     rows = load_rows(config.data, template, config.data_cfg, need_scores=config.loss.distill)
     dataset = TrainingSet(rows, template, config.data_cfg, with_scores=config.loss.distill)
     lm = prepare_model(lm, template, config.adapter)
+    lm_only_parameters(lm, config.loss.lm_lr_scale)        # refuses a scale with nothing to scale
     model = JointModel(lm, trainable_only_state=config.adapter.mode == "lora")
     return TrainingParts(model, tokenizer, settings, template, dataset, JointCollator(tokenizer.pad_token_id))
 
@@ -145,6 +151,9 @@ def run_record(config: TrainConfig, args: Any) -> Record:
     trainer = {k: v for k, v in args.to_dict().items()
                if k not in FREE_ARGS and not k.startswith(FREE_ARG_PREFIXES) and (k not in ("bf16", "fp16") or k in given)}
     settings = {k: v for k, v in config.to_dict().items() if k not in FREE_SETTINGS}
+    for (section, key), default in LATER_SETTINGS.items():
+        if settings[section].get(key) == default:
+            del settings[section][key]
     settings.update(training_args=trainer, world_size=distributed.world_size())
     return resume.run_record("train", settings, model=config.model, data=config.data)
 
@@ -205,6 +214,7 @@ def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
         return plan.path
     set_seed(args.seed)                      # LoRA's random init must be the same on every rank / resume
     parts = build(config)
+    heldout = thought_rows(config.eval_thoughts, parts.template) if config.eval_thoughts else None
     resume.begin(out, record)
     if distributed.is_main_process():
         save_config(config, out)
@@ -220,6 +230,9 @@ def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
         trainer.add_callback(LossBar())
     if trainer.pop_callback(PrinterCallback) is not None:        # no bar: compact log lines, not dicts
         trainer.add_callback(LossLines())
+    if heldout is not None:                  # before StopWhenDone: a run with nothing left still scores
+        trainer.add_callback(HeldOutThoughts(trainer, parts.template, heldout, pad_id=parts.tokenizer.pad_token_id,
+                                             source=config.eval_thoughts, out=out, every=config.eval_thoughts_steps))
     trainer.add_callback(StopWhenDone())
     if plan.checkpoint is not None:
         logger.info("resuming from %s", plan.checkpoint)

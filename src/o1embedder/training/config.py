@@ -72,12 +72,22 @@ class LossConfig:
                                     flag="distill-weight")
     teacher_temperature: float = setting("temperature applied to teacher scores before their softmax", 1.0,
                                          flag="teacher-temperature")
+    lm_warmup_steps: int = setting("for the first N optimizer steps the loss is the thought LM loss alone (lam "
+                                   "taken as 0), then the joint loss (default 0: no warm-up)", 0,
+                                   flag="lm-warmup-steps")
+    lm_lr_scale: float = setting("learning rate of the parameters only the thought LM loss trains (the LM head "
+                                 "when it is not tied to the input embedding), as a multiple of the learning "
+                                 "rate (default 1.0: the same)", 1.0, flag="lm-lr-scale")
 
     def validate(self) -> LossConfig:
         if not 0.0 <= self.lam <= 1.0:
             raise InputError(f"lam must be in [0, 1], got {self.lam}")
         if self.temperature <= 0 or self.teacher_temperature <= 0:
             raise InputError("temperatures must be > 0")
+        if self.lm_warmup_steps < 0:
+            raise InputError(f"lm_warmup_steps must be >= 0, got {self.lm_warmup_steps}")
+        if self.lm_lr_scale < 0:
+            raise InputError(f"lm_lr_scale must be >= 0, got {self.lm_lr_scale}")
         return self
 
 
@@ -132,6 +142,10 @@ class TrainConfig:
     device: str = setting(TRAIN_DEVICE_HELP, "auto")
     export_merged: bool = setting("after training, write the merged O1 model to OUT/final (--no-export: skip it)",
                                   True, flag="export")
+    eval_thoughts: str = setting("held-out rows with thoughts (JSONL, kept out of 'data'): their thought LM loss is "
+                                 "recorded before the first step and after the last (OUT/thought_lm.json)", "")
+    eval_thoughts_steps: int = setting("with eval_thoughts: also every N optimizer steps (default 0: before and "
+                                       "after only)", 0)
     data_cfg: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
@@ -155,6 +169,8 @@ class TrainConfig:
                              "puts each process on its own GPU (choose GPUs with CUDA_VISIBLE_DEVICES)")
         if self.dtype == "auto":
             self.dtype = "float32"   # master weights; the speed comes from mixed_precision
+        if self.eval_thoughts_steps < 0:
+            raise InputError(f"eval_thoughts_steps must be >= 0, got {self.eval_thoughts_steps}")
         self.data_cfg.validate()
         self.loss.validate()
         self.adapter.validate()

@@ -67,6 +67,18 @@ def load_rows(path: str | os.PathLike[str], template: Template, cfg: DataConfig,
     return rows
 
 
+def thought_of(row: TrainingRow) -> str | None:
+    """The thought a row trains on: stripped, ``None`` when absent or blank."""
+    return (row.thought or "").strip() or None
+
+
+def query_example(template: Template, query: str, thought: str | None) -> tuple[list[int], int]:
+    """The query sequence and how many of its tokens the LM loss scores (thought tokens + the closing
+    EOS; 0 without a thought): the training example's query side, also scored on held-out rows."""
+    query_ids, n_thought = template.query_ids(query, thought)
+    return query_ids, 0 if thought is None else n_thought + 1
+
+
 class TrainingSet(torch.utils.data.Dataset):
     """Examples drawn from rows; negatives and thought dropout are re-drawn each epoch.
 
@@ -101,10 +113,10 @@ class TrainingSet(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         row, rng = self.rows[index], self._rng(index)
-        thought = (row.thought or "").strip() or None
+        thought = thought_of(row)
         if thought is not None and rng.random() < self.cfg.thought_dropout:
             thought = None
-        query_ids, n_thought = self.template.query_ids(row.query, thought)
+        query_ids, n_lm = query_example(self.template, row.query, thought)
         pos = rng.randrange(len(row.pos))
         negs = self._negatives(row, rng)
         docs = [row.pos[pos], *(row.neg[i] for i in negs)]
@@ -112,7 +124,7 @@ class TrainingSet(torch.utils.data.Dataset):
             docs += rng.choices(self._pool, k=self.cfg.group_size - len(docs))
         example: dict[str, Any] = {
             "query_ids": query_ids,
-            "n_lm": 0 if thought is None else n_thought + 1,           # thought tokens + EOS
+            "n_lm": n_lm,
             "doc_ids": [self.template.document_ids(d) for d in docs],
         }
         if self.with_scores:
@@ -151,14 +163,17 @@ class JointCollator:
         as_long = lambda xs: torch.tensor(xs, dtype=torch.long)  # noqa: E731
         return as_long(rows), as_long(cols), as_long(labels)
 
-    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def queries(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        """The query side of a batch: ``q_ids``, ``q_mask``, ``lm_rows``, ``lm_cols``, ``lm_labels``."""
         seqs = [e["query_ids"] for e in examples]
         q_ids, q_mask = left_pad(seqs, self.pad_id, "cpu")                          # [B, Tq]
         lm_rows, lm_cols, lm_labels = self.lm_targets(seqs, [e["n_lm"] for e in examples], q_ids.shape[1])
+        return {"q_ids": q_ids, "q_mask": q_mask, "lm_rows": lm_rows, "lm_cols": lm_cols, "lm_labels": lm_labels}
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         docs = [d for e in examples for d in e["doc_ids"]]
         d_ids, d_mask = left_pad(docs, self.pad_id, "cpu")                          # [B*G, Td]
-        batch = {"q_ids": q_ids, "q_mask": q_mask, "lm_rows": lm_rows, "lm_cols": lm_cols,
-                 "lm_labels": lm_labels, "d_ids": d_ids, "d_mask": d_mask}
+        batch = {**self.queries(examples), "d_ids": d_ids, "d_mask": d_mask}
         if "teacher" in examples[0]:
             batch["teacher"] = torch.tensor([e["teacher"] for e in examples], dtype=torch.float32)
         return batch

@@ -1,14 +1,17 @@
-"""A thin Hugging Face ``Trainer`` subclass: ``compute_loss`` and ``log`` overridden, nothing else.
+"""A thin Hugging Face ``Trainer`` subclass: ``compute_loss``, ``log`` and ``create_optimizer`` overridden.
 
 The Trainer keeps its own loop (optimizer, schedule, mixed precision, gradient accumulation,
 checkpoints, resume, DDP/FSDP/DeepSpeed through accelerate); we only say how a batch becomes a loss
-and add each loss part (``contrastive``, ``thought_lm``, ``distill``) to the logs.
+(the joint loss, or the thought LM loss alone during ``loss.lm_warmup_steps``), add each loss part
+(``contrastive``, ``thought_lm``, ``distill``) to the logs, and give the parameters only the LM loss
+trains their own learning rate (``loss.lm_lr_scale``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,11 @@ from transformers.trainer_callback import ProgressCallback
 
 from .. import distributed, resume
 from ..formats import atomic_write
+from .adapters import lm_only_parameters
 from .config import CONFIG_FILE, GradCacheConfig, LossConfig, TrainConfig
 from .forward import joint_parts
 from .gradcache import gradcache_parts
+from .heldout import LOG_KEY
 
 
 class O1Trainer(Trainer):
@@ -35,21 +40,45 @@ class O1Trainer(Trainer):
         self._part_sums: dict[str, float] = {}
         self._part_steps = 0
 
+    def step_loss_config(self) -> LossConfig:
+        """The loss settings of the current optimizer step: ``lam`` is 0 during the LM warm-up (the first
+        ``lm_warmup_steps`` optimizer steps, every micro-batch of them), the configured one after."""
+        cfg = self.loss_config
+        return replace(cfg, lam=0.0) if self.state.global_step < cfg.lm_warmup_steps else cfg
+
     def compute_loss(self, model: torch.nn.Module, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
+        cfg = self.step_loss_config()
         if self.gradcache.enabled and model.training and torch.is_grad_enabled():
-            parts = gradcache_parts(self.accelerator.unwrap_model(model), inputs, self.loss_config,
-                                    self.gradcache)
+            parts = gradcache_parts(self.accelerator.unwrap_model(model), inputs, cfg, self.gradcache)
         else:
             out = model(**inputs)
-            parts = joint_parts(out["q"], out["d"], out["lm_sum"], out["lm_count"], out["teacher"],
-                                self.loss_config)
+            parts = joint_parts(out["q"], out["d"], out["lm_sum"], out["lm_count"], out["teacher"], cfg)
         if model.training:
-            for name, value in parts.items():
-                if name != "loss":
-                    self._part_sums[name] = self._part_sums.get(name, 0.0) + float(value.detach())
+            logged = {n: float(v.detach()) for n, v in parts.items() if n != "loss"}
+            if self.loss_config.lm_warmup_steps:
+                logged["lam"] = cfg.lam                 # 0 during the warm-up: the window's mean is logged
+            for name, value in logged.items():
+                self._part_sums[name] = self._part_sums.get(name, 0.0) + value
             self._part_steps += 1
         return (parts["loss"], parts) if return_outputs else parts["loss"]
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        """The Trainer's optimizer; with ``lm_lr_scale`` != 1 the parameters only the LM loss trains
+        (:func:`~o1embedder.training.adapters.lm_only_parameters`) move to groups of their own (same
+        settings, learning rate x ``lm_lr_scale``), which the schedule then scales like the others.
+        The first group stays a shared one: the logged ``learning_rate`` is the base rate."""
+        optimizer = super().create_optimizer(model)
+        scale = self.loss_config.lm_lr_scale
+        if scale == 1.0:
+            return optimizer
+        lm_params = {id(p) for p in lm_only_parameters(self.accelerator.unwrap_model(self.model).lm, scale)}
+        for group in list(optimizer.param_groups):
+            mine = [p for p in group["params"] if id(p) in lm_params]
+            if mine:
+                group["params"] = [p for p in group["params"] if id(p) not in lm_params]
+                optimizer.add_param_group({**group, "params": mine, "lr": group["lr"] * scale})
+        return optimizer
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean of each loss part since the last log (averaged over ranks) to training logs."""
@@ -62,7 +91,7 @@ class O1Trainer(Trainer):
         super().log(logs, start_time)
 
 
-SHOWN = ("loss", "contrastive", "thought_lm", "distill", "learning_rate", "grad_norm")
+SHOWN = ("loss", "contrastive", "thought_lm", "distill", LOG_KEY, "learning_rate", "grad_norm")
 """The logged numbers the bar and the log lines show (every number stays in the log history)."""
 
 
@@ -115,15 +144,19 @@ class LossLines(TrainerCallback):
 
 
 class LossHistory(TrainerCallback):
-    """Keeps every logged training record that carries the loss parts (step, parts, learning rate)."""
+    """Keeps every logged training record that carries the loss parts (step, parts, learning rate) in
+    ``history``, and every held-out thought LM loss (``eval_thoughts``) in ``thoughts``."""
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
+        self.thoughts: list[dict[str, float]] = []
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         if logs and "contrastive" in logs:
             self.history.append({"step": state.global_step,
                                  **{k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}})
+        if logs and LOG_KEY in logs:
+            self.thoughts.append({"step": state.global_step, LOG_KEY: float(logs[LOG_KEY])})
 
 
 class NothingLeft(Exception):
