@@ -1,7 +1,7 @@
 """The decode loop against its floor, at the SmolLM2-135M shape.
 
     python benchmarks/bench_decode.py [--rows 24] [--new-tokens 64] [--prompt-tokens 40] [--reps 3]
-                                      [--dtype bfloat16] [--device cpu|cuda] [--profile]
+                                      [--dtype bfloat16] [--device cpu|cuda] [--profile] [--controls]
 
 A random ``LlamaForCausalLM`` built from SmolLM2-135M's config (hidden 576, 30 layers, 9 query / 3
 key-value heads, MLP 1536, vocabulary 49,152, tied embeddings), in ``--dtype``, thinks greedily for
@@ -19,6 +19,12 @@ key-value heads, MLP 1536, vocabulary 49,152, tied embeddings), in ``--dtype``, 
   of every layer and the LM head, at ``--rows`` rows), with the model's own weights, timed in this run;
 - ``greedy_thoughts_equal``: the static loop's thoughts equal the generic loop's (and ``generate``'s);
 - ``min_cosine``: the lowest cosine between the static and the generic ``<emb>`` vectors.
+
+``--controls`` adds a row per thought control of ``ThinkConfig`` (model/repetition.py,
+model/earlyexit.py), each on the static loop and timed the same way, so its per-step cost is the
+difference to ``decode_step_ms``: ``repetition_penalty`` 1.2, ``no_repeat_ngram_size`` 3, and the
+early-exit checks (every 8 steps, ``exit_eps`` 1e-9 so that no row stops and every step is paid:
+``controls.exit_stopped_rows`` says whether that held). Off by default (the figures above unchanged).
 
 Times are medians of ``--reps`` interleaved rounds. ``--profile`` adds the torch profiler's top
 operators of one static and one generic run. Writes ``benchmarks/results/bench_decode.json``.
@@ -87,6 +93,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--controls", action="store_true", help="add a row per thought control (per-step cost)")
     args = parser.parse_args()
     dtype, device = getattr(torch, args.dtype), torch.device(args.device)
     model = smollm2_shaped(dtype).to(device)
@@ -99,9 +106,13 @@ def main() -> None:
     thinkers = {mode: Thinker(decoder, head, eos_id=2, emb_id=3, pad_id=2, decode=mode)
                 for mode in ("static", "fast", "generic")}
 
-    def think(mode: str, new: int):
-        cfg = ThinkConfig(n_thoughts=1, temperature=0.0, max_new_tokens=new)
+    def think(mode: str, new: int, **controls):
+        cfg = ThinkConfig(n_thoughts=1, temperature=0.0, max_new_tokens=new, **controls)
         return thinkers[mode].run(prompt_lists, [new] * args.rows, cfg, keys, embed=True)
+
+    controls = {"repetition_penalty 1.2": {"repetition_penalty": 1.2},
+                "no_repeat_ngram_size 3": {"no_repeat_ngram_size": 3},
+                "early-exit checks every 8": {"exit_eps": 1e-9, "exit_every": 8}} if args.controls else {}
 
     def generate(new: int):
         with torch.inference_mode():
@@ -113,6 +124,9 @@ def main() -> None:
            "fast": lambda: think("fast", n), "fast-0": lambda: think("fast", 0),
            "generic": lambda: think("generic", n), "generic-0": lambda: think("generic", 0),
            "generate": lambda: generate(n), "generate-1": lambda: generate(1)}
+    for name, kw in controls.items():
+        fns[name] = lambda kw=kw: think("static", n, **kw)
+        fns[name + "-0"] = lambda kw=kw: think("static", 0, **kw)
     fns = {k: synced(f, device) for k, f in fns.items()}
     times = {k: median(v) for k, v in interleaved(fns, args.reps).items()}
     static_ms = (times["static"] - times["static-0"]) / n * 1000
@@ -158,6 +172,12 @@ def main() -> None:
             {"path": "ours (generic)", "step_ms": round(generic_ms, 2), "x_floor": round(generic_ms / floor_ms, 2)},
             {"path": "HF generate", "step_ms": round(generate_ms, 2), "x_floor": round(generate_ms / floor_ms, 2)},
             {"path": "matmul floor", "step_ms": round(floor_ms, 2), "x_floor": 1.0}]
+    for name in controls:
+        ms = (times[name] - times[name + "-0"]) / n * 1000
+        rows.insert(-2, {"path": f"ours (static) + {name}", "step_ms": round(ms, 2), "x_floor": round(ms / floor_ms, 2)})
+        extra.setdefault("controls", {})[f"{name}: step_ms over decode_step_ms"] = round(ms / static_ms, 3)
+    if controls:
+        extra["controls"]["exit_stopped_rows"] = sum(think("static", n, **controls["early-exit checks every 8"]).stopped)
     report("bench_decode", rows, extra)
     for key in ("greedy_thoughts_equal", "greedy_equal_to_generate", "min_cosine", "fast_greedy_equal",
                 "fast_min_cosine", "goals"):

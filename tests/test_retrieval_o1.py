@@ -38,6 +38,17 @@ def test_cached_thoughts_give_the_one_pass_vectors(tiny_qwen, tmp_path: Path) ->
     assert {x["query"] for x in lines[1:]} == set(QUERIES) and all(len(x["ids"]) == 2 for x in lines[1:])
 
 
+def test_the_encoder_thinks_with_every_setting_its_cache_key_holds(tiny_qwen, tmp_path: Path) -> None:
+    """Repetition control reaches the thoughts an encoder generates and caches (it once passed only
+    the five sampling settings on, while the cache key held them all)."""
+    control = {**THINK, "repetition_penalty": 1.5, "no_repeat_ngram_size": 2}
+    enc = O1Encoder(tiny_qwen, think_options=control, cache_dir=tmp_path)
+    found = enc.encode_queries(QUERIES)
+    np.testing.assert_allclose(found.vectors, tiny_qwen.encode_queries(QUERIES, **control), atol=1e-5)
+    plain = O1Encoder(tiny_qwen, think_options=THINK, cache_dir=False).encode_queries(QUERIES)
+    assert plain.thoughts != found.thoughts                       # the settings changed the thoughts
+
+
 def test_cache_is_invalidated_by_settings_and_skipped_without_seed(tiny_qwen, tmp_path: Path) -> None:
     O1Encoder(tiny_qwen, think_options=THINK, cache_dir=tmp_path).encode_queries(QUERIES[:1])
     other = O1Encoder(tiny_qwen, think_options={**THINK, "max_new_tokens": 5}, cache_dir=tmp_path)

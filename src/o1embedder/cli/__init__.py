@@ -1,6 +1,6 @@
 """``o1emb``: the command line. Each subcommand parses its options and calls one library function.
 
-Subcommands live in their own modules (``cli/<name>.py``), each with ``add_parser(subparsers)``
+Subcommands live in their own modules (``cli/<name>.py``, dashes as underscores), each with ``add_parser(subparsers)``
 registering a ``run(args) -> int`` through ``set_defaults(func=...)``. Error convention: any
 :class:`~o1embedder.errors.O1Error` becomes one line on stderr and exit code 2; bad options too.
 """
@@ -19,8 +19,8 @@ from ..errors import O1Error
 from ..log import setup_logging
 
 # In the order ``o1emb --help`` lists them; a module that does not exist (yet) is skipped.
-COMMANDS = ("demo", "pipeline", "real", "index", "search", "eval", "mine", "synthesize", "refine", "train", "rl", "serve",
-            "think", "convert", "toy")
+COMMANDS = ("demo", "pipeline", "real", "index", "search", "eval", "mine", "fit-policy", "synthesize", "refine", "train",
+            "rl", "serve", "think", "convert", "toy")
 
 
 class Parser(argparse.ArgumentParser):
@@ -37,9 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="logging level (default: INFO)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for name in COMMANDS:
-        if importlib.util.find_spec(f"{__name__}.{name}") is None:
+        module = f"{__name__}.{name.replace('-', '_')}"       # fit-policy: cli/fit_policy.py
+        if importlib.util.find_spec(module) is None:
             continue
-        importlib.import_module(f"{__name__}.{name}").add_parser(sub)
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from ..committee.settings import RefineSettings
 from ..evaluation.settings import EvalSettings
 from ..pipeline.recipe import Recipe
-from ..retrieval.settings import IndexSettings, MineSettings
+from ..retrieval.settings import FitPolicySettings, IndexSettings, MineSettings
 from ..rl.config import RLConfig
 from ..synthesis.settings import SynthesizeSettings
 from ..training.config import TrainConfig
@@ -17,6 +17,7 @@ from ..training.config import TrainConfig
 COMMAND_SETTINGS: dict[str, type] = {
     "train": TrainConfig, "rl": RLConfig, "synthesize": SynthesizeSettings, "refine": RefineSettings,
     "mine": MineSettings, "index": IndexSettings, "eval": EvalSettings, "pipeline": Recipe, "real": Recipe,
+    "fit-policy": FitPolicySettings,
 }
 """Command -> its settings dataclass (light: no torch). A setting shared by several commands has one
 name, type and set of choices in all of them (tests/test_options.py)."""
@@ -60,11 +61,23 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass")
     g.add_argument("--max-new-tokens", type=int, default=None, help="thought budget in tokens")
     g.add_argument("--seed", type=int, default=None, help="sampling seed")
+    g.add_argument("--repetition-penalty", type=float, default=None,
+                   help="as generate's: logits of tokens already in the sequence divided by it; 1 is off, unset the model's")
+    g.add_argument("--no-repeat-ngram-size", type=int, default=None, help="as generate's: no n-gram of this size twice; 0 is off, unset the model's")
+    g.add_argument("--exit-eps", type=float, default=None,
+                   help="early exit: stop a thought once its vector moves less than this between checks; 0 is off")
+    g.add_argument("--exit-every", type=int, default=None, help="early exit: tokens between checks")
+    g.add_argument("--exit-patience", type=int, default=None, help="early exit: converged checks that stop a thought")
+
+
+CONTROL_KEYS = ("repetition_penalty", "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
+"""Thought-control settings of ``ThinkConfig`` (repetition control, early exit) the think options carry."""
 
 
 def think_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"n": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
-            "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+            "max_new_tokens": args.max_new_tokens, "seed": args.seed,
+            **{k: getattr(args, k) for k in CONTROL_KEYS}}
 
 
 def load_model(args: argparse.Namespace) -> Any:
@@ -109,6 +122,12 @@ def add_think_options(p: argparse.ArgumentParser) -> None:
     mode.add_argument("--no-think", action="store_true", help="O1 models: embed queries without thinking")
     add_auto_think(mode)
     add_generation_options(p)
+    p.add_argument("--think-share", type=float, default=None, metavar="SHARE",
+                   help="with --auto-think and the model's learned policy (o1emb fit-policy): the share of queries "
+                        "that think, 0 to 1, calibrated on held-out fitting queries")
+    p.add_argument("--think-threshold", type=float, default=None, metavar="P",
+                   help="with --auto-think and the model's learned policy: think when the predicted probability "
+                        "that thinking helps is at least P, 0 to 1; 0.5 when neither knob is given")
     p.add_argument("--cache", default=None, metavar="DIR",
                    help="thought cache folder (default: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the thought cache")
@@ -137,24 +156,31 @@ def auto_think(args: argparse.Namespace, cls: type) -> dict[str, Any]:
     return {"think.mode": "auto", **({} if margin is DEFAULT_MARGIN else {"think.margin": margin})}
 
 
-def think_mode(args: argparse.Namespace) -> tuple[bool | str, float | None]:
-    """(``think``, ``auto_margin``) from ``--no-think`` / ``--auto-think [MARGIN]``."""
+def think_mode(args: argparse.Namespace) -> tuple[bool | str, dict[str, float | None]]:
+    """(``think``, its knobs ``auto_margin`` / ``think_share`` / ``think_threshold``) from ``--no-think``,
+    ``--auto-think [MARGIN]``, ``--think-share`` and ``--think-threshold``."""
     from ..errors import InputError
 
     margin = getattr(args, "auto_think", None)
-    if margin is DEFAULT_MARGIN:
-        return "auto", None
-    if margin is not None:
-        if not margin >= 0:
-            raise InputError(f"--auto-think MARGIN must be >= 0, got {margin}")
-        return "auto", margin
-    return not args.no_think, None
+    knobs = {"auto_margin": None if margin is DEFAULT_MARGIN else margin,
+             "think_share": getattr(args, "think_share", None), "think_threshold": getattr(args, "think_threshold", None)}
+    given = [f"--{k.replace('_', '-')}".replace("--auto-margin", "--auto-think MARGIN")
+             for k, v in knobs.items() if v is not None]
+    if margin is None:
+        if given:
+            raise InputError(f"{given[0]} applies to --auto-think only")
+        return not args.no_think, knobs
+    if len(given) > 1:
+        raise InputError(f"give one of --auto-think MARGIN, --think-share and --think-threshold, not {' and '.join(given)}")
+    if knobs["auto_margin"] is not None and not knobs["auto_margin"] >= 0:
+        raise InputError(f"--auto-think MARGIN must be >= 0, got {margin}")
+    return "auto", knobs
 
 
 def generation_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """ThinkConfig overrides from the generation options (``None`` = the model's default)."""
     return {"n_thoughts": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
-            "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+            "max_new_tokens": args.max_new_tokens, "seed": args.seed, **{k: getattr(args, k) for k in CONTROL_KEYS}}
 
 
 def cache_dir(args: argparse.Namespace) -> Any:

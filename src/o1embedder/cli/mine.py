@@ -32,12 +32,13 @@ def run(args: argparse.Namespace) -> int:
     lo, hi = parse_ranks(opts.ranks)
     config = MiningConfig(negatives=opts.negatives, rank_lo=lo, rank_hi=hi, seed=opts.mine_seed).validate()
     opts.check_batch_size()
+    knobs = opts.think.auto_knobs()                # think.margin / share / threshold, checked before any work
     dataset = load_beir(opts.data, opts.split, strict=opts.strict)
     writer, device = join_launch(opts.device)     # torchrun: ranks share the corpus and the queries; rank 0 writes
     build = {} if parse_backend(retriever_spec)[0] == "bm25" else {"batch_size": opts.batch_size}
     think = opts.think
     retriever = corpus_retriever(retriever_spec, dataset.corpus, index_dir=opts.index, device=device,
-                                 dtype=opts.dtype, think=think.think(), auto_margin=think.auto_margin(),
+                                 dtype=opts.dtype, think=think.think(), **knobs,
                                  think_options=think.overrides(), cache_dir=think.cache_dir(), **build)
     rows = mine_negatives(dataset, retriever, config, batch_size=opts.batch_size, show_progress=opts.progress())
     if not writer:

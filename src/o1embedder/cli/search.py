@@ -35,10 +35,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise InputError(f"--k must be >= 1, got {args.k}")
-    think, margin = think_mode(args)
+    think, knobs = think_mode(args)
     retriever = open_retriever(args.index, model=args.model, device=args.device, dtype=args.dtype,
                                think=think, think_options=generation_overrides(args),
-                               cache_dir=cache_dir(args), auto_margin=margin)
+                               cache_dir=cache_dir(args), **knobs)
     results = retriever.search(args.queries, args.k, batch_size=args.batch_size, show_progress=progress(args))
     for result in results:
         if args.json:

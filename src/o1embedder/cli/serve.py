@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import InputError
-from ._common import add_dtype_option, add_generation_options
+from ._common import add_dtype_option, add_generation_options, generation_overrides
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,8 +52,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give --model, --index, or both")
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {args.port}")
-    think = {"n_thoughts": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
-             "max_new_tokens": args.max_new_tokens, "seed": args.seed}
+    think = generation_overrides(args)
     limits = {"max_batch": args.max_batch, "max_wait_ms": args.max_wait_ms, "max_inputs": args.max_inputs,
               "max_chars": args.max_chars, "max_k": args.max_k, "query_cache": args.query_cache}
     components = load_components(args.model, args.index, corpus=args.corpus, device=args.device,

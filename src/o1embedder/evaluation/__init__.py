@@ -17,6 +17,7 @@ _EXPORTS = {
     "EvalConfig": "beir", "evaluate_beir": "beir",
     "markdown": "report", "write_outputs": "report", "output_paths": "report",
     "per_query_comparison": "report",
+    "tradeoff_curve": "adaptive", "policy_tradeoff": "adaptive", "cheapest_within": "adaptive",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -17,7 +17,7 @@ from ..log import get_logger
 from ..retrieval.adaptive import AUTO, check_think
 from ..retrieval.encoders import parse_backend
 from ..retrieval.search import corpus_retriever
-from .adaptive import cheapest_within, tradeoff_curve
+from .adaptive import cheapest_within, policy_tradeoff, tradeoff_curve
 from .metrics import DEFAULT_K, Metrics, evaluate_run
 from .report import per_query_comparison
 from .runs import RunResult, retrieve
@@ -35,7 +35,13 @@ class EvalConfig:
     only where the no-thinking top-2 margin is below ``auto_margin`` (:mod:`~o1embedder.retrieval.adaptive`;
     an error for bm25 and st:, which never think)."""
     auto_margin: float | None = None
-    """``think="auto"``'s margin (default :data:`~o1embedder.retrieval.adaptive.DEFAULT_MARGIN`)."""
+    """``think="auto"``'s margin (default :data:`~o1embedder.retrieval.adaptive.DEFAULT_MARGIN`, unless the
+    model has a learned policy); at most one of it, ``think_share`` and ``think_threshold``
+    (:func:`~o1embedder.retrieval.adaptive.auto_rule`)."""
+    think_share: float | None = None
+    """``think="auto"`` with the model's learned policy: the share of queries that think (calibrated)."""
+    think_threshold: float | None = None
+    """``think="auto"`` with the model's learned policy: think when P(thinking helps) >= this."""
     ablation: bool = False
     """O1 models only: also run without thinking on the same index, and compare per query."""
     think_options: dict[str, Any] = field(default_factory=dict)
@@ -76,6 +82,7 @@ def _retriever(model: str, dataset: BeirDataset, config: EvalConfig, thinks: boo
     retriever = corpus_retriever(model, dataset.corpus, index_dir=config.index_dir, device=config.device,
                                  dtype=config.dtype, think=AUTO if thinks and config.think == AUTO else thinks,
                                  think_options=config.think_options, auto_margin=config.auto_margin,
+                                 think_share=config.think_share, think_threshold=config.think_threshold,
                                  cache_dir=config.cache_dir, **build)
     return retriever, time.perf_counter() - start
 
@@ -107,7 +114,8 @@ def evaluate_beir(model: str, data: str | Path, config: EvalConfig | None = None
                     show_progress=show_progress)
     if thinks and config.think == AUTO:         # counted from the results: each says whether it thought
         thought = sum(main.thought.values())
-        main.stats.update({"auto_margin": getattr(getattr(retriever, "encoder", None), "auto_margin", None),
+        rule = retriever.encoder.auto_rule().describe()
+        main.stats.update({"auto_margin": rule.get("auto_margin"), "auto_rule": rule,
                            "thought": thought, "thought_fraction": thought / max(len(dataset.queries), 1)})
     main_metrics = evaluate_run(dataset.qrels, main.run, config.k_values)
     report = _report(model, dataset, config, retriever, thinks, main, main_metrics, index_seconds)
@@ -123,6 +131,12 @@ def evaluate_beir(model: str, data: str | Path, config: EvalConfig | None = None
         if config.think is True:   # what think="auto" would score at every margin (exact, from these runs)
             curve = tradeoff_curve(dataset.qrels, main.run, plain.run)
             report["adaptive"] = {"curve": curve, "within_0.005": cheapest_within(curve, 0.005)}
+            policy = getattr(retriever.encoder.model, "think_policy", None)
+            if policy is not None:                 # the learned policy's curve on the same runs
+                scores = retriever.think_scores(list(dataset.queries.values()), batch_size=config.batch_size)
+                report["adaptive"]["policy"] = policy_tradeoff(dataset.qrels, main.run, plain.run,
+                                                               dict(zip(dataset.queries, map(float, scores))),
+                                                               policy=policy)
     return report, runs, comparison
 
 

@@ -37,7 +37,7 @@ class EvalSettings(Encoding):
         from .beir import EvalConfig
         from .metrics import parse_k_values
 
-        return EvalConfig(split=self.split, think=self.think.think(), auto_margin=self.think.auto_margin(),
+        return EvalConfig(split=self.split, think=self.think.think(), **self.think.auto_knobs(),
                           ablation=self.ablation, think_options=self.think.overrides(),
                           k_values=parse_k_values(self.k_values), skip_self=not self.keep_self_hits,
                           max_queries=self.max_queries, strict=self.strict, index_dir=self.index,

@@ -38,7 +38,8 @@ except ImportError as exc:                                          # pragma: no
 from ..model import O1Embedder, ThinkConfig
 from ..model.settings import check_think
 
-THINK_KEYS = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed")
+THINK_KEYS = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed", "repetition_penalty",
+              "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
 
 
 class O1MTEBEncoder(AbsEncoder):
@@ -47,9 +48,9 @@ class O1MTEBEncoder(AbsEncoder):
     ``think``: queries think before they are embedded (default) or not (``"auto"`` is refused: it
     decides per query from a search of a corpus, which MTEB's encoder protocol does not give; use
     ``o1emb eval --auto-think`` or ``DenseRetriever.search``). ``n_thoughts``, ``temperature``,
-    ``top_p``, ``max_new_tokens``, ``seed`` override the model's own thinking settings. ``name`` is
-    how MTEB files the results (``organization/model``); by default ``o1embedder/<folder name>`` plus
-    ``-no-think`` when not thinking. ``revision`` defaults to :func:`default_revision`: a hash of the
+    ``top_p``, ``max_new_tokens``, ``seed`` (and the other :class:`ThinkConfig` fields in ``THINK_KEYS``)
+    override the model's own thinking settings. ``name`` is how MTEB files the results
+    (``organization/model``); by default ``o1embedder/<folder name>`` plus ``-no-think`` when not thinking. ``revision`` defaults to :func:`default_revision`: a hash of the
     model's fingerprint, ``think`` and the thinking settings in effect, so MTEB's result cache never
     hands a run the results of other weights or other thinking settings.
     """

@@ -20,6 +20,7 @@ from ..templates import Template, TemplateConfig
 from . import loading
 from .fingerprint import FingerprintMixin, state_fingerprint  # noqa: F401 (re-exported)
 from .padding import pad_multiple_for
+from .policy import ThinkPolicy
 from .pooling import PoolingMixin
 from .settings import O1Settings, ThinkConfig, check_think
 from .st_api import Doc, SentenceTransformersMixin, _st_options, _st_output
@@ -51,6 +52,9 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
         decoders, :mod:`~o1embedder.model.fastdecode`), ``"static"`` or ``"generic"`` (the decoder's own
         forward; every architecture): the same thoughts and vectors either way. ``"fast"``: static with a
         faster attention call whose rounding differs (vectors to cosine ~0.9997 in bf16)."""
+        self.think_policy: ThinkPolicy | None = None
+        """The learned when-to-think policy of ``think="auto"`` (:mod:`.policy`), loaded from the model
+        folder's ``think_policy.json`` when it has one (``o1emb fit-policy``); ``None``: the margin rule."""
 
     # -- loading / saving ---------------------------------------------------------------------
     @classmethod
@@ -86,15 +90,19 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
             fingerprint = embedder.fingerprint()
             embedder.model.to(dtype)
             embedder._fingerprint_cache = (embedder._weights_signature(), fingerprint)
+        embedder.think_policy = loading.read_policy(path, embedder.fingerprint)
         return embedder
 
     def save_pretrained(self, directory: str | os.PathLike[str]) -> None:
-        """Save weights (safetensors), tokenizer and ``o1embedder.json``; ``from_pretrained`` restores it
-        (and the fingerprint, whatever dtype either side uses)."""
+        """Save weights (safetensors), tokenizer and ``o1embedder.json``, and the think policy when there is
+        one for these weights; ``from_pretrained`` restores it (and the fingerprint, whatever dtype either
+        side uses)."""
         fingerprint = self.fingerprint()
         self.settings.identity = {"fingerprint": fingerprint, "weights_digest": self._compute_fingerprint()}
         self._fingerprint_cache = (self._weights_signature(), fingerprint)
         loading.save(self.model, self.tokenizer, self.settings, directory)
+        if self.think_policy is not None:
+            loading.save_policy(self.think_policy, fingerprint, directory)
 
     @property
     def device(self) -> torch.device:
@@ -146,7 +154,10 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
     def encode_queries(self, queries: str | Sequence[str], *, think: bool | str = True,
                        thoughts: Sequence[str | Sequence[str]] | None = None, n_thoughts: int | None = None,
                        temperature: float | None = None, top_p: float | None = None,
-                       max_new_tokens: int | None = None, seed: int | None = None, batch_size: int = 16,
+                       max_new_tokens: int | None = None, seed: int | None = None,
+                       repetition_penalty: float | None = None, no_repeat_ngram_size: int | None = None,
+                       exit_eps: float | None = None, exit_every: int | None = None,
+                       exit_patience: int | None = None, batch_size: int = 16,
                        show_progress: bool | None = None, show_progress_bar: bool | None = None,
                        convert_to_numpy: bool = True, convert_to_tensor: bool = False,
                        normalize_embeddings: bool = False, device: Any = None, **st_options: Any) -> Any:
@@ -154,7 +165,8 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
 
         - ``think=True``: sample ``n_thoughts`` thoughts per query and embed each on the generation's
           own KV cache (no second pass); the vector is the re-normalised mean of the sample vectors.
-          To keep the thoughts too, call :meth:`think` (its ``pooled`` are these vectors).
+          To keep the thoughts too, call :meth:`think` (its ``pooled`` are these vectors). The thinking
+          settings (``n_thoughts`` .. ``exit_patience``, :class:`ThinkConfig`) default to the model's.
         - ``think=False``: the no-thinking vector ``<query>q</query><thought><emb>``.
         - ``thoughts=[...]``: embed with given thoughts (one string, or a list of strings or of token-id
           lists, per query), e.g. thoughts written by another model or kept by :meth:`think`.
@@ -179,7 +191,10 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
             vecs = self.embed_ids(seqs, batch_size=batch_size, show_progress=show, desc="queries")
         else:
             cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
-                                     max_new_tokens=max_new_tokens, seed=seed)
+                                     max_new_tokens=max_new_tokens, seed=seed,
+                                     repetition_penalty=repetition_penalty,
+                                     no_repeat_ngram_size=no_repeat_ngram_size, exit_eps=exit_eps,
+                                     exit_every=exit_every, exit_patience=exit_patience)
             _, per_sample = self._think(queries, cfg, embed=True, batch_size=batch_size, show_progress=show)
             assert per_sample is not None
             vecs = self._pool(per_sample)

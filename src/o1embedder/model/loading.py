@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..checkpoints import (  # noqa: F401 (re-exported)
 from ..errors import InputError, ModelError
 from ..formats import SPECIAL_TOKENS, atomic_write
 from ..log import get_logger
+from .policy import POLICY_FILE, POLICY_TENSORS, ThinkPolicy
 from .settings import SETTINGS_FILE, O1Settings
 
 logger = get_logger(__name__)
@@ -146,16 +148,17 @@ def load_lm_and_tokenizer(path: str, *, device: Any, dtype: Any, trust_remote_co
     return load_causal_lm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code), tokenizer
 
 
-def _hub_settings_file(repo_id: str) -> Path | None:
-    """``o1embedder.json`` of a hub repository (from the local cache when offline); ``None`` if the
-    repository has none or cannot be reached (the model load then reports what is wrong)."""
+def _hub_settings_file(repo_id: str, name: str = SETTINGS_FILE) -> Path | None:
+    """``o1embedder.json`` (or another file ``name``) of a hub repository (from the local cache when
+    offline); ``None`` if the repository has none or cannot be reached (the model load then reports
+    what is wrong)."""
     try:
         from huggingface_hub import hf_hub_download
         from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
     except ImportError:                                   # transformers brings huggingface_hub
         return None
     try:
-        return Path(hf_hub_download(repo_id, SETTINGS_FILE))
+        return Path(hf_hub_download(repo_id, name))
     except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError):
         return None
 
@@ -193,3 +196,33 @@ def save(model: Any, tokenizer: Any, settings: O1Settings, directory: str | os.P
     with atomic_write(directory / SETTINGS_FILE) as handle:
         json.dump(settings.to_dict(), handle, indent=2)
         handle.write("\n")
+
+
+def read_policy(path: str, fingerprint: Callable[[], str]) -> ThinkPolicy | None:
+    """The think policy of a model folder or hub repository, if it has one for these weights: one
+    fitted for other weights (``fingerprint()`` differs, e.g. the model was trained since) is ignored
+    with a warning."""
+    local = Path(path).expanduser()
+    if local.exists():
+        folder = local if local.is_dir() else None
+    elif path.count("/") == 1 and not path.startswith((".", "/", "~")):
+        found = _hub_settings_file(path, POLICY_FILE)
+        folder = found.parent if found is not None and _hub_settings_file(path, POLICY_TENSORS) else None
+    else:
+        folder = None
+    policy = ThinkPolicy.load(folder) if folder is not None else None
+    if policy is not None and policy.model_fingerprint and policy.model_fingerprint != fingerprint():
+        logger.warning("%s: %s was fitted for other weights (fingerprint %s, this model %s); ignored - think='auto' "
+                       "uses the margin rule. Refit it: o1emb fit-policy", path, POLICY_FILE,
+                       policy.model_fingerprint, fingerprint())
+        return None
+    return policy
+
+
+def save_policy(policy: ThinkPolicy, fingerprint: str, directory: str | os.PathLike[str]) -> None:
+    """Write ``policy`` beside a saved model, unless it was fitted for other weights (a warning)."""
+    if policy.model_fingerprint and policy.model_fingerprint != fingerprint:
+        logger.warning("not saving the think policy: it was fitted for other weights (fingerprint %s, these %s); "
+                       "refit it with o1emb fit-policy", policy.model_fingerprint, fingerprint)
+        return
+    policy.save(directory)

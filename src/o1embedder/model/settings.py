@@ -52,6 +52,19 @@ class ThinkConfig:
     """Thought budget in tokens (EOS is added when it runs out)."""
     seed: int | None = 0
     """Seed of the sampler; ``None`` draws a fresh one each call (not reproducible)."""
+    repetition_penalty: float = 1.0
+    """``generate``'s ``repetition_penalty``: the logit of every token id already in the sequence (prompt
+    and thought so far; not padding) is divided by it where positive, multiplied where negative; 1 = off."""
+    no_repeat_ngram_size: int = 0
+    """``generate``'s ``no_repeat_ngram_size``: a token that would complete an n-gram already in the
+    sequence (prompt and thought so far; not padding) is banned; 0 = off."""
+    exit_eps: float = 0.0
+    """Early exit on convergence: a thought stops once the cosine between the query vectors it would give
+    if cut at two consecutive checks is >= 1 - ``exit_eps`` for ``exit_patience`` checks in a row; 0 = off."""
+    exit_every: int = 8
+    """Thought tokens between two early-exit checks (each feeds ``[EOS, <emb>]`` once on the side)."""
+    exit_patience: int = 2
+    """Consecutive converged checks that stop a thought."""
 
     def validate(self) -> ThinkConfig:
         if not isinstance(self.n_thoughts, int) or self.n_thoughts < 1:
@@ -64,7 +77,25 @@ class ThinkConfig:
             raise InputError(f"max_new_tokens must be an integer >= 0, got {self.max_new_tokens!r}")
         if self.seed is not None and not isinstance(self.seed, int):
             raise InputError(f"seed must be an integer or None, got {self.seed!r}")
+        if not _number(self.repetition_penalty) or not self.repetition_penalty > 0:
+            raise InputError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty!r}")
+        if not _count(self.no_repeat_ngram_size, 0):
+            raise InputError(f"no_repeat_ngram_size must be an integer >= 0 (0 = off), got {self.no_repeat_ngram_size!r}")
+        if not _number(self.exit_eps) or not 0 <= self.exit_eps < 1:
+            raise InputError(f"exit_eps must be in [0, 1) (0 = off), got {self.exit_eps!r}")
+        if not _count(self.exit_every, 1):
+            raise InputError(f"exit_every must be an integer >= 1, got {self.exit_every!r}")
+        if not _count(self.exit_patience, 1):
+            raise InputError(f"exit_patience must be an integer >= 1, got {self.exit_patience!r}")
         return self
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _count(x: Any, least: int) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= least
 
 
 def _from_dict(cls: type, data: dict[str, Any], what: str) -> Any:

@@ -9,17 +9,21 @@ and the query side is not paid for twice.
 Padding: prompts are left-padded. A row that has finished keeps receiving pad tokens while others
 generate; those slots get attention-mask 0 and do not advance the row's position ids, so the row's
 real tokens see exactly the context of an unpadded ``prompt + thought + EOS + <emb>`` sequence.
+
+Thoughts that stop when they are done (``ThinkConfig``, off by default): repetition control with
+``generate``'s meaning (:mod:`.repetition`) and early exit once the vector converges (:mod:`.earlyexit`).
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import torch
 
+from . import earlyexit, repetition
 from .fastdecode import StaticDecoder, unsupported_reason
 from .kvcache import DynamicLayer, _can_truncate, _truncate, preallocate
 from .padding import left_pad, pad_multiple_for, positions_from_mask  # noqa: F401 (re-exported)
@@ -63,6 +67,11 @@ class ThinkResult:
     """True where the budget ran out and EOS was appended."""
     vectors: torch.Tensor | None
     """[B*n, H] hidden states at ``<emb>`` (not normalised); ``None`` when not asked for."""
+    lengths: list[int] = field(default_factory=list)
+    """Generated thought tokens per row (EOS excluded): ``len(thought_ids[row])``."""
+    stopped: list[bool] = field(default_factory=list)
+    """True where early exit stopped the thought (``exit_eps``): its vector has EOS appended, as where the
+    budget ran out, but ``hit_budget`` is False."""
 
 
 class _State(NamedTuple):
@@ -75,9 +84,11 @@ class _State(NamedTuple):
     count: torch.Tensor
     """[B*n] thought tokens generated (EOS excluded)."""
     done: torch.Tensor
-    """[B*n] finished rows (EOS or budget)."""
+    """[B*n] finished rows (EOS, budget or early exit)."""
     saw_eos: torch.Tensor
     """[B*n] rows that produced EOS."""
+    exit: earlyexit.ExitState | None = None
+    """Early-exit state (``None``: off)."""
 
 
 def _first_done(unread: list[_State], taken: int) -> tuple[int | None, int | None]:
@@ -168,27 +179,41 @@ class Thinker:
         # Whether every mask column is 1, known on the host: no prompt padding, no row done from the
         # start, and (found at the reads) no row finished yet; see CHECK_EVERY.
         all_valid = self.static and not padded and min(budgets, default=0) > 0
+        exiting = earlyexit.active(cfg)
+        if exiting and not _can_truncate(cache):
+            raise ValueError("early exit (exit_eps > 0) needs a KV cache that can be cut back; this decoder's "
+                             "cache cannot")
         state = _State(hidden, mask.sum(-1), torch.zeros(rows, dtype=torch.long, device=device),
-                       budget <= 0, torch.zeros(rows, dtype=torch.bool, device=device))
+                       budget <= 0, torch.zeros(rows, dtype=torch.bool, device=device),
+                       earlyexit.start(hidden) if exiting else None)
         start = mask.shape[1]                                # cache columns before the first step
         limit = max(max(budgets, default=0), 0)              # every row is done after this many steps
+        # the token history of each row, aligned with the mask columns (written in place: the columns a
+        # take-back forgets are written again before they are read)
+        seen = repetition.history(ids.repeat_interleave(n, 0), mask, limit) if repetition.active(cfg) else None
         steps: list[torch.Tensor] = []
         unread: list[_State] = []                            # states after the steps not read yet
         while len(steps) < limit:
-            hidden, next_pos, count, done, saw_eos = state
+            hidden, next_pos, count, done, saw_eos, exit_state = state
             logits = self.lm_head(hidden).float()                                  # [B*n, V]
+            if seen is not None:
+                logits = repetition.control(logits, seen[:, :start + len(steps)], cfg)
             token = sample_next(logits, cfg.temperature, cfg.top_p, keys, len(steps), sync_free=every > 1)
             token = torch.where(done, torch.full_like(token, self.pad_id), token)
             live = ~done
+            if seen is not None:
+                seen[:, start + len(steps)] = torch.where(live, token, -1)
             steps.append(torch.where(live & (token != self.eos_id), token, -1))
             mask = torch.cat([mask, live.long()[:, None]], dim=1)
             cache, hidden = self._step(token[:, None], mask, next_pos[:, None], cache, all_valid)
             is_eos = live & (token == self.eos_id)
             next_pos, count = next_pos + live.long(), count + (live & ~is_eos).long()
             saw_eos = saw_eos | is_eos
-            state = _State(hidden, next_pos, count, done | is_eos | (count >= budget), saw_eos)
-            unread.append(state)
+            state = _State(hidden, next_pos, count, done | is_eos | (count >= budget), saw_eos, exit_state)
             taken = len(steps)
+            if exiting and earlyexit.is_check(taken, cfg) and taken < limit:
+                state = self._check_exit(state, mask, cache, cfg, first=taken == cfg.exit_every)
+            unread.append(state)
             if taken % every and taken < limit:
                 continue
             some, ended = _first_done(unread, taken)          # the one host read per `every` steps
@@ -208,8 +233,26 @@ class Thinker:
             unread = []
         table = torch.stack(steps, dim=1).tolist() if steps else [[] for _ in range(rows)]  # [B*n, S]
         thought_ids = [[t for t in row if t >= 0] for row in table]
-        vectors = self._feed_emb(mask, state.next_pos, ~state.saw_eos, cache) if embed else None
-        return ThinkResult(thought_ids, (~state.saw_eos).tolist(), vectors)
+        appended = ~state.saw_eos                            # rows that get EOS appended
+        if state.exit is not None:
+            appended = appended & ~state.exit.stopped
+        vectors = self._feed_emb(mask, state.next_pos, appended, cache) if embed else None
+        stopped = [False] * rows
+        if state.exit is not None:
+            if vectors is not None:   # a stopped row's vector: the side vector of the check that stopped it
+                vectors = torch.where(state.exit.stopped[:, None], state.exit.final, vectors)
+            stopped = state.exit.stopped.tolist()
+        return ThinkResult(thought_ids, appended.tolist(), vectors, [len(t) for t in thought_ids], stopped)
+
+    def _check_exit(self, state: _State, mask: torch.Tensor, cache: Any, cfg: ThinkConfig, *,
+                    first: bool) -> _State:
+        """One early-exit check (:mod:`.earlyexit`): every row's vector if its thought were cut here, from
+        ``[EOS, <emb>]`` fed on the side and cut back out of the cache; rows that converged stop."""
+        assert state.exit is not None
+        side = self._feed_emb(mask, state.next_pos, torch.ones_like(state.done), cache)
+        _truncate(cache, mask.shape[1])
+        exit_state = earlyexit.update(state.exit, side, ~state.done, first, cfg)
+        return state._replace(done=state.done | exit_state.stopped, exit=exit_state)
 
     def _feed_emb(self, mask: torch.Tensor, next_pos: torch.Tensor, need_eos: torch.Tensor,
                   cache: Any) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,10 @@ class Thoughts:
     """[Q, n, H] per-sample vectors, normalised when the model normalises (``None`` when ``embed=False``)."""
     pooled: np.ndarray | None = None
     """[Q, H] the query vectors: what ``encode_queries`` returns for the same thinking settings."""
+    lengths: list[list[int]] = field(default_factory=list)
+    """Generated tokens per query and sample (EOS excluded), for reporting mean thought length."""
+    stopped: list[list[bool]] = field(default_factory=list)
+    """Per query and sample: early exit (``exit_eps``) stopped the thought."""
 
 
 class ThinkingMixin:
@@ -84,10 +88,19 @@ class ThinkingMixin:
     def _think(self, queries: list[str], cfg: ThinkConfig, *, embed: bool, batch_size: int,
                show_progress: bool | None) -> tuple[list[list[list[int]]], np.ndarray | None]:
         """Thought ids per query and sample, and (if ``embed``) the per-sample vectors [Q, n, H]."""
+        ids, vectors, _ = self._think_all(queries, cfg, embed=embed, batch_size=batch_size,
+                                          show_progress=show_progress)
+        return ids, vectors
+
+    def _think_all(self, queries: list[str], cfg: ThinkConfig, *, embed: bool, batch_size: int,
+                   show_progress: bool | None) -> tuple[list[list[list[int]]], np.ndarray | None,
+                                                        list[list[bool]]]:
+        """:meth:`_think`, and per query and sample whether early exit stopped the thought."""
         prompts = [self.template.query_prompt_ids(q) for q in queries]
         order = sorted(range(len(queries)), key=lambda i: -len(prompts[i]))
         n = cfg.n_thoughts
         thoughts: list[list[list[int]]] = [[] for _ in queries]
+        stopped: list[list[bool]] = [[] for _ in queries]
         vectors = np.empty((len(queries), n, self.dim), dtype=np.float32) if embed else None
         thinker = Thinker(self._decoder(), self.model.get_output_embeddings(), eos_id=self.template.eos_id,
                           emb_id=self.template.emb_id, pad_id=self.tokenizer.pad_token_id,
@@ -101,26 +114,34 @@ class ThinkingMixin:
                 result = thinker.run(batch, budgets, cfg, keys, embed=embed)
                 for j, i in enumerate(idx):
                     thoughts[i] = result.thought_ids[j * n:(j + 1) * n]
+                    stopped[i] = result.stopped[j * n:(j + 1) * n]
                 if vectors is not None and result.vectors is not None:
                     vectors[idx] = self._finish(result.vectors).reshape(len(idx), n, -1).cpu().numpy()
                 bar.update(len(idx))
-        return thoughts, vectors
+        return thoughts, vectors, stopped
 
     def think(self, queries: Sequence[str], *, n_thoughts: int | None = None, temperature: float | None = None,
               top_p: float | None = None, max_new_tokens: int | None = None, seed: int | None = None,
+              repetition_penalty: float | None = None, no_repeat_ngram_size: int | None = None,
+              exit_eps: float | None = None, exit_every: int | None = None, exit_patience: int | None = None,
               embed: bool = True, batch_size: int = 16, show_progress: bool | None = None) -> Thoughts:
         """Think once for every query and keep everything: thought ids, texts and per-sample vectors.
 
         For callers that store thoughts (a thought cache) or need each sample's vector. The ids are
         what the model generated (EOS excluded); ``encode_queries(thoughts=ids)`` rebuilds the same
-        vectors from them, whereas re-tokenising the decoded texts may differ slightly.
+        vectors from them, whereas re-tokenising the decoded texts may differ slightly. The thinking
+        settings (:class:`~o1embedder.model.ThinkConfig`) default to the model's (``None``).
         """
         queries = _check_queries(queries)
         cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
-                                 max_new_tokens=max_new_tokens, seed=seed)
-        ids, vectors = self._think(queries, cfg, embed=embed, batch_size=batch_size, show_progress=show_progress)
+                                 max_new_tokens=max_new_tokens, seed=seed, repetition_penalty=repetition_penalty,
+                                 no_repeat_ngram_size=no_repeat_ngram_size, exit_eps=exit_eps,
+                                 exit_every=exit_every, exit_patience=exit_patience)
+        ids, vectors, stopped = self._think_all(queries, cfg, embed=embed, batch_size=batch_size,
+                                                show_progress=show_progress)
         return Thoughts(ids=ids, texts=self._decode(ids), vectors=vectors,
-                        pooled=None if vectors is None else self._pool(vectors))
+                        pooled=None if vectors is None else self._pool(vectors),
+                        lengths=[[len(t) for t in per] for per in ids], stopped=stopped)
 
     def _decode(self, thought_ids: list[list[list[int]]]) -> list[list[str]]:
         return [[self.tokenizer.decode(t, skip_special_tokens=True).strip() for t in per_query]
@@ -129,11 +150,16 @@ class ThinkingMixin:
     def generate_thoughts(self, queries: Sequence[str], n: int | None = None, *,
                           temperature: float | None = None, top_p: float | None = None,
                           max_new_tokens: int | None = None, seed: int | None = None,
-                          batch_size: int = 16, show_progress: bool | None = None) -> list[list[str]]:
+                          repetition_penalty: float | None = None, no_repeat_ngram_size: int | None = None,
+                          exit_eps: float | None = None, exit_every: int | None = None,
+                          exit_patience: int | None = None, batch_size: int = 16,
+                          show_progress: bool | None = None) -> list[list[str]]:
         """Sample ``n`` thoughts per query (defaults from the model's settings) -> texts [Q][n]."""
         queries = _check_queries(queries)
         cfg = self._think_config(n_thoughts=n, temperature=temperature, top_p=top_p,
-                                 max_new_tokens=max_new_tokens, seed=seed)
+                                 max_new_tokens=max_new_tokens, seed=seed, repetition_penalty=repetition_penalty,
+                                 no_repeat_ngram_size=no_repeat_ngram_size, exit_eps=exit_eps,
+                                 exit_every=exit_every, exit_patience=exit_patience)
         ids, _ = self._think(queries, cfg, embed=False, batch_size=batch_size, show_progress=show_progress)
         return self._decode(ids)
 

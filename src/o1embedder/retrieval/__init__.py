@@ -24,7 +24,8 @@ _EXPORTS = {
     "DenseRetriever": "search", "open_retriever": "search", "corpus_retriever": "search",
     "MiningConfig": "mining", "mine_negatives": "mining",
     "ThoughtCache": "thought_cache", "default_cache_dir": "thought_cache",
-    "DEFAULT_MARGIN": "adaptive",
+    "DEFAULT_MARGIN": "adaptive", "AutoRule": "adaptive", "auto_rule": "adaptive",
+    "fit_policy": "policy", "PolicyFit": "policy", "policy_scores": "policy",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -10,12 +10,22 @@ always-thinking run's.
 
 The knob is ``margin``: 0 never thinks, ``inf`` always thinks. ``o1emb eval --ablation`` (:func:`o1embedder.evaluation.adaptive.tradeoff_curve`) measures the
 whole curve offline from one thinking run and one non-thinking run, so a margin can be chosen on validation queries (docs/benchmarks.md, "Adaptive thinking").
+
+A model may carry a learned policy instead (:class:`o1embedder.model.policy.ThinkPolicy`, ``o1emb
+fit-policy``): it predicts from the same no-thinking pass (the query vector, its top scores, optionally
+the model's P(EOS) as the first thought token) how likely thinking is to help, and the knob is a share
+of thinking queries (``think_share``, calibrated on held-out fitting queries) or a probability
+(``think_threshold``). :func:`auto_rule` picks the rule: a share or a threshold -> the policy (an error
+without one); a margin -> the margin rule; neither -> the model's policy at
+:data:`~o1embedder.model.policy.DEFAULT_THRESHOLD` when it has one, else the margin rule at
+:data:`DEFAULT_MARGIN`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
@@ -56,3 +66,82 @@ def top_margin(scores: Sequence[float]) -> float:
 def should_think(scores: Sequence[float], margin: float) -> bool:
     """The policy: think when the no-thinking top-2 margin is below ``margin``."""
     return top_margin(scores) < margin
+
+
+KNOBS = ("auto_margin", "think_share", "think_threshold")
+"""The keywords that choose ``think="auto"``'s rule and its setting; at most one at a time."""
+NO_POLICY = ("this model has no learned when-to-think policy (think_policy.json in its folder, written by "
+             "`o1emb fit-policy`); give auto_margin (the margin rule) instead")
+
+
+@dataclass(frozen=True)
+class AutoRule:
+    """How ``think="auto"`` decides: the margin rule (``policy`` ``None``), or a learned policy with a
+    probability threshold (``share``: the share asked for, when the threshold came from one)."""
+
+    margin: float = DEFAULT_MARGIN
+    policy: Any = None
+    threshold: float | None = None
+    share: float | None = None
+
+    @property
+    def depth(self) -> int:
+        """Hits the no-thinking search must return for the decision."""
+        if self.policy is None:
+            return 2
+        from ..model.policy import TOP_N
+
+        return TOP_N
+
+    @property
+    def needs_eos(self) -> bool:
+        return self.policy is not None and self.policy.needs_eos
+
+    def scores(self, hits: Sequence[Sequence[float]], vectors: Any, eos: Any = None) -> list[float]:
+        """Per query the value compared with the knob: the policy's probability that thinking helps, or
+        the no-thinking top-2 margin."""
+        if self.policy is None:
+            return [top_margin(h) for h in hits]
+        return [float(p) for p in self.policy.predict_queries(vectors, hits, eos)]
+
+    def decide(self, hits: Sequence[Sequence[float]], vectors: Any = None, eos: Any = None) -> list[bool]:
+        """Per query whether it thinks, from its no-thinking hit scores (best first, at least
+        :attr:`depth` of them where the index has them), vector and ``log_p_eos`` (when needed)."""
+        values = self.scores(hits, vectors, eos)
+        if self.policy is None:
+            return [v < self.margin for v in values]
+        assert self.threshold is not None
+        return [v >= self.threshold for v in values]
+
+    def describe(self) -> dict[str, Any]:
+        if self.policy is None:
+            return {"rule": "margin", "auto_margin": self.margin}
+        return {"rule": "policy", "think_share": self.share, "think_threshold": self.threshold,
+                "policy_features": list(self.policy.groups)}
+
+
+def auto_rule(policy: Any, *, auto_margin: Any = None, think_share: Any = None,
+              think_threshold: Any = None) -> AutoRule:
+    """The rule of ``think="auto"`` for a model whose policy is ``policy`` (``None``: it has none), from
+    at most one knob (``None``: not given). Errors before any work: two knobs, a bad value, a share or
+    threshold without a policy."""
+    given = [name for name, value in zip(KNOBS, (auto_margin, think_share, think_threshold)) if value is not None]
+    if len(given) > 1:
+        raise InputError(f"give one of auto_margin, think_share and think_threshold, not {' and '.join(given)}")
+    if think_share is None and think_threshold is None:
+        if auto_margin is not None or policy is None:
+            return AutoRule(margin=check_margin(auto_margin))
+        from ..model.policy import DEFAULT_THRESHOLD
+
+        return AutoRule(policy=policy, threshold=DEFAULT_THRESHOLD)
+    from ..model.policy import check_share, check_threshold
+
+    if think_share is not None:
+        share = check_share(think_share)
+        if policy is None:
+            raise InputError(f"think_share: {NO_POLICY}")
+        return AutoRule(policy=policy, threshold=policy.threshold_for_share(share), share=share)
+    threshold = check_threshold(think_threshold)
+    if policy is None:
+        raise InputError(f"think_threshold: {NO_POLICY}")
+    return AutoRule(policy=policy, threshold=threshold)

@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError, ModelError
 from ..log import get_logger
 from ..templates import document_text
-from .adaptive import check_margin, check_think
+from .adaptive import AutoRule, auto_rule, check_think
 from .base import Doc, QueryEncoding, check_queries
 from .thought_cache import ThoughtCache, default_cache_dir, model_numerics
 
@@ -117,10 +117,12 @@ class O1Encoder:
 
     def __init__(self, model: Any, *, path: str | None = None, think: bool | str = True,
                  think_options: dict[str, Any] | None = None, cache_dir: Any = None,
-                 max_length: int | None = None, auto_margin: float | None = None) -> None:
+                 max_length: int | None = None, auto_margin: float | None = None,
+                 think_share: float | None = None, think_threshold: float | None = None) -> None:
         self.model, self.think, self.max_length = model, check_think(think), max_length
-        self.auto_margin = check_margin(auto_margin)
-        """``think="auto"``: queries whose no-thinking top-2 margin is below this think (:mod:`~.adaptive`)."""
+        self.auto_knobs = {"auto_margin": auto_margin, "think_share": think_share, "think_threshold": think_threshold}
+        """``think="auto"``'s default knob (at most one given; see :func:`~.adaptive.auto_rule`)."""
+        self.auto_rule()                                  # checked now, not at the first search
         self.path = str(path) if path is not None else None
         self.name = self.path or "o1"
         self.dim = int(model.dim)
@@ -130,6 +132,18 @@ class O1Encoder:
         self._fingerprint: str | None = None
         self._cache_dir = cache_dir
         self.last_stats: dict[str, int] = {}
+
+    @property
+    def auto_margin(self) -> float | None:
+        """The margin rule's margin when that is ``think="auto"``'s rule by default, else ``None``."""
+        rule = self.auto_rule()
+        return rule.margin if rule.policy is None else None
+
+    def auto_rule(self, **knobs: Any) -> AutoRule:
+        """``think="auto"``'s rule: from ``knobs`` (``auto_margin``, ``think_share``, ``think_threshold``)
+        when any is given, else from this encoder's defaults."""
+        chosen = knobs if any(v is not None for v in knobs.values()) else self.auto_knobs
+        return auto_rule(getattr(self.model, "think_policy", None), **chosen)
 
     @classmethod
     def load(cls, path: str, *, device: Any = None, dtype: Any = None, **kwargs: Any) -> O1Encoder:
@@ -159,6 +173,12 @@ class O1Encoder:
             return None
         directory = default_cache_dir() if self._cache_dir is None else self._cache_dir
         return ThoughtCache(directory, self.fingerprint(), self.generation_settings())
+
+    def first_eos_logprob(self, queries: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """The ``log_p_eos`` feature of the learned when-to-think policy (:func:`o1embedder.model.eos.first_eos_logprob`)."""
+        from ..model.eos import first_eos_logprob
+
+        return first_eos_logprob(self.model, queries, batch_size=batch_size)
 
     def encode_documents(self, docs: Sequence[Doc], *, batch_size: int = 32,
                          show_progress: bool | None = None) -> np.ndarray:
@@ -193,9 +213,8 @@ class O1Encoder:
             # ``think`` keeps the generated token ids, which the cache stores (re-tokenising the
             # decoded text may differ slightly), and the one-pass query vectors.
             cfg = self.think_config
-            result = self.model.think(todo, n_thoughts=cfg.n_thoughts, temperature=cfg.temperature,
-                                      top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
-                                      batch_size=batch_size, show_progress=show_progress)
+            result = self.model.think(todo, **asdict(cfg), batch_size=batch_size,
+                                      show_progress=show_progress)     # every setting the cache key holds
             for i, q in enumerate(todo):
                 vector[q] = result.pooled[i]
                 found[q] = (result.texts[i], result.ids[i])

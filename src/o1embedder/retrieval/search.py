@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .. import distributed
 from ..errors import IndexMismatchError, InputError
 from ..log import get_logger
-from .adaptive import AUTO, check_margin, check_think, should_think
-from .base import Encoder, SearchResult, check_k, check_queries
+from .adaptive import AUTO, KNOBS, NO_POLICY, AutoRule, check_think
+from .base import Encoder, Hit, SearchResult, check_k, check_queries
 from .bm25 import BM25Index
 from .building import build_index, model_reference
 from .encoders import load_encoder, parse_backend
@@ -20,6 +22,8 @@ from .index import Corpus, DenseIndex, check_corpus, check_encoder, load_index, 
 from .shards import ShardSpec
 
 logger = get_logger(__name__)
+DEFAULT_THRESHOLD = 0.5
+"""As :data:`o1embedder.model.policy.DEFAULT_THRESHOLD` (not imported: ``o1embedder.model`` loads torch)."""
 
 
 class DenseRetriever:
@@ -40,22 +44,23 @@ class DenseRetriever:
         """Encode the queries (thinking if the encoder thinks), then the top-``k`` inner products.
 
         O1 encoders take ``think`` (``True``, ``False`` or ``"auto"``; default: the encoder's own) and,
-        for ``"auto"``, ``auto_margin`` (see :mod:`~.adaptive`): no-thinking first, thinking only for
-        the queries whose no-thinking top-2 margin is below it. Each result's ``thought`` says whether
-        its query's vector came from thinking.
+        for ``"auto"``, one of ``auto_margin``, ``think_share``, ``think_threshold`` (default: the
+        encoder's; see :func:`~.adaptive.auto_rule`): no-thinking first, thinking only for the queries
+        the rule picks (the margin rule, or the model's learned policy). Each result's ``thought`` says
+        whether its query's vector came from thinking.
         """
         thinks = hasattr(self.encoder, "think")
         think = encode_options.pop("think", getattr(self.encoder, "think", None))
-        margin = encode_options.pop("auto_margin", getattr(self.encoder, "auto_margin", None))
+        knobs = {name: encode_options.pop(name, None) for name in KNOBS}
         if think is not None:
             think = check_think(think)
         if think == AUTO:
-            margin = check_margin(margin)
             if not thinks:
                 raise InputError(f"think=\"auto\" needs an O1 model; {self.name} does not think")
+            rule = self.encoder.auto_rule(**knobs)
         queries, k = check_queries(queries), check_k(k)
         if think == AUTO:
-            return self._search_auto(queries, k, margin, batch_size, show_progress, encode_options)
+            return self._search_auto(queries, k, rule, batch_size, show_progress, encode_options)
         if think is not None and thinks:
             encode_options["think"] = think
         enc = self.encoder.encode_queries(queries, batch_size=batch_size, show_progress=show_progress,
@@ -64,13 +69,21 @@ class DenseRetriever:
         thought = bool(thinks and think)
         return [SearchResult(q, h, t, thought) for q, h, t in zip(queries, hits, enc.thoughts, strict=True)]
 
-    def _search_auto(self, queries: list[str], k: int, margin: float, batch_size: int,
-                     show_progress: bool | None, options: dict[str, Any]) -> list[SearchResult]:
-        """``think="auto"``: every query without thinking, then thinking for the unsure ones."""
+    def _plain(self, queries: list[str], depth: int, rule: AutoRule, batch_size: int, show_progress: bool | None,
+               options: dict[str, Any]) -> tuple[Any, list[list[Hit]], Any]:
+        """The no-thinking pass ``think="auto"`` decides from: vectors, hits, ``log_p_eos`` if the rule needs it."""
         plain = self.encoder.encode_queries(queries, batch_size=batch_size, show_progress=show_progress,
                                             think=False, **options)
-        hits = self.index.search(plain.vectors, max(k, 2), show_progress=show_progress)
-        unsure = [i for i, h in enumerate(hits) if should_think([s for _, s in h], margin)]
+        hits = self.index.search(plain.vectors, max(depth, rule.depth), show_progress=show_progress)
+        eos = self.encoder.first_eos_logprob(queries, batch_size=batch_size) if rule.needs_eos else None
+        return plain, hits, eos
+
+    def _search_auto(self, queries: list[str], k: int, rule: AutoRule, batch_size: int,
+                     show_progress: bool | None, options: dict[str, Any]) -> list[SearchResult]:
+        """``think="auto"``: every query without thinking, then thinking for those the rule picks."""
+        plain, hits, eos = self._plain(queries, k, rule, batch_size, show_progress, options)
+        decided = rule.decide([[s for _, s in h] for h in hits], plain.vectors, eos)
+        unsure = [i for i, d in enumerate(decided) if d]
         results = [SearchResult(q, h[:k], [], False) for q, h in zip(queries, hits, strict=True)]
         if unsure:
             enc = self.encoder.encode_queries([queries[i] for i in unsure], batch_size=batch_size,
@@ -78,8 +91,21 @@ class DenseRetriever:
             found = self.index.search(enc.vectors, k, show_progress=show_progress)
             for i, h, t in zip(unsure, found, enc.thoughts, strict=True):
                 results[i] = SearchResult(queries[i], h, t, True)
-        logger.debug("think=auto (margin %s): %d of %d queries thought", margin, len(unsure), len(queries))
+        logger.debug("think=auto (%s): %d of %d queries thought", rule.describe(), len(unsure), len(queries))
         return results
+
+    def think_scores(self, queries: Sequence[str], *, batch_size: int = 32,
+                     show_progress: bool | None = None) -> np.ndarray:
+        """[Q] the model's learned policy's probability that thinking helps each query, from the same
+        no-thinking pass ``think="auto"`` decides from (an :class:`InputError` without a policy):
+        with a thinking and a non-thinking run of the same queries,
+        :func:`o1embedder.evaluation.adaptive.policy_tradeoff` gives the share-vs-nDCG curve."""
+        policy = getattr(getattr(self.encoder, "model", None), "think_policy", None)
+        if policy is None:
+            raise InputError(NO_POLICY)
+        rule = AutoRule(policy=policy, threshold=DEFAULT_THRESHOLD)
+        plain, hits, eos = self._plain(check_queries(queries), rule.depth, rule, batch_size, show_progress, {})
+        return np.asarray(rule.scores([[s for _, s in h] for h in hits], plain.vectors, eos), dtype=np.float64)
 
 
 def _auto_needs_o1(think: bool | str, spec: str) -> None:
@@ -90,17 +116,20 @@ def _auto_needs_o1(think: bool | str, spec: str) -> None:
 
 
 def _encoder_options(manifest: dict[str, Any], think: bool | str, think_options: dict[str, Any] | None,
-                     cache_dir: Any, auto_margin: float | None) -> dict[str, Any]:
+                     cache_dir: Any, knobs: dict[str, Any]) -> dict[str, Any]:
     encoder_info = manifest.get("encoder") or {}
     return {"max_length": encoder_info.get("max_length"), "think": think, "think_options": think_options,
-            "cache_dir": cache_dir, "auto_margin": auto_margin}
+            "cache_dir": cache_dir, **knobs}
 
 
 def open_retriever(index_dir: str | Path, *, model: str | None = None, device: Any = None,
                    dtype: Any = None, think: bool | str = True, think_options: dict[str, Any] | None = None,
-                   cache_dir: Any = None, auto_margin: float | None = None) -> BM25Index | DenseRetriever:
+                   cache_dir: Any = None, auto_margin: float | None = None, think_share: float | None = None,
+                   think_threshold: float | None = None) -> BM25Index | DenseRetriever:
     """The retriever of an index folder; its model comes from the manifest unless ``model`` overrides it
-    (a different model is refused by fingerprint). ``think="auto"``: see :mod:`~.adaptive`."""
+    (a different model is refused by fingerprint). ``think="auto"`` and its knobs (``auto_margin``,
+    ``think_share``, ``think_threshold``: the default of its searches): see :mod:`~.adaptive`."""
+    knobs = {"auto_margin": auto_margin, "think_share": think_share, "think_threshold": think_threshold}
     think = check_think(think)
     manifest = read_manifest(index_dir)
     if manifest["kind"] == "bm25":
@@ -113,15 +142,15 @@ def open_retriever(index_dir: str | Path, *, model: str | None = None, device: A
         raise IndexMismatchError(f"{index_dir} is a dense index of {manifest['model']}, not a bm25 index")
     _auto_needs_o1(think, spec)
     encoder = load_encoder(spec, device=device, dtype=dtype,
-                           **_encoder_options(manifest, think, think_options, cache_dir, auto_margin))
+                           **_encoder_options(manifest, think, think_options, cache_dir, knobs))
     check_encoder(manifest, encoder)                     # before loading a possibly large index
     return DenseRetriever(encoder, load_index(index_dir))  # type: ignore[arg-type]
 
 
 def corpus_retriever(model: str, corpus: Corpus, *, index_dir: str | Path | None = None, device: Any = None,
                      dtype: Any = None, think: bool | str = True, think_options: dict[str, Any] | None = None,
-                     cache_dir: Any = None, auto_margin: float | None = None,
-                     **build_options: Any) -> BM25Index | DenseRetriever:
+                     cache_dir: Any = None, auto_margin: float | None = None, think_share: float | None = None,
+                     think_threshold: float | None = None, **build_options: Any) -> BM25Index | DenseRetriever:
     """A retriever over ``corpus``: reuse or build the index in ``index_dir`` (a temporary folder if None).
 
     An existing ``index_dir`` must hold an index of this model over this very corpus.
@@ -140,7 +169,7 @@ def corpus_retriever(model: str, corpus: Corpus, *, index_dir: str | Path | None
     else:
         encoder = load_encoder(model, device=device, dtype=dtype, think=think, think_options=think_options,
                                cache_dir=cache_dir, max_length=build_options.pop("max_length", None),
-                               auto_margin=auto_margin)
+                               auto_margin=auto_margin, think_share=think_share, think_threshold=think_threshold)
         from .building import build_dense_index
 
         index = build_dense_index(encoder, corpus, index_dir, model_ref=model_reference(model), **build_options)

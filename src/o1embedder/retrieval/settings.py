@@ -48,14 +48,30 @@ class ThinkSettings:
         "O1 models: think before embedding every query (always), never, or auto: only for queries whose "
         "no-thinking top-2 score margin is below think.margin (also --auto-think [MARGIN])", "always",
         flag="think", aliases={"no-think": "never"})
-    margin: float | None = setting("think.mode auto: the margin (unset: the library's, 0.05; 0 never thinks, "
-                                   ".inf always); --auto-think MARGIN sets it", None, no_flag=True)
+    margin: float | None = setting("think.mode auto: the margin rule's margin (unset: the model's learned policy "
+                                   "when it has one, else the margin rule at 0.05; 0 never thinks, .inf always); "
+                                   "--auto-think MARGIN sets it", None, no_flag=True)
+    share: float | None = setting("think.mode auto with the model's learned policy (o1emb fit-policy): the share of "
+                                  "queries that think, 0 to 1, calibrated on held-out fitting queries", None,
+                                  flag="think-share")
+    threshold: float | None = setting("think.mode auto with the model's learned policy: think when the predicted "
+                                      "probability that thinking helps is at least this, 0 to 1; unset: 0.5 "
+                                      "unless think.share is given", None, flag="think-threshold")
     n_thoughts: int | None = setting("thoughts sampled per query (unset: the model's)", None, flag="n-thoughts")
     temperature: float | None = setting("sampling temperature, 0 = greedy (unset: the model's)", None,
                                         flag="temperature")
     top_p: float | None = setting("nucleus sampling mass (unset: the model's)", None, flag="top-p")
     max_new_tokens: int | None = setting("thought budget in tokens (unset: the model's)", None, flag="max-new-tokens")
     seed: int | None = setting("sampling seed (unset: the model's)", None, flag="seed")
+    repetition_penalty: float | None = setting("as generate's: logits of tokens already in the sequence divided by "
+                                               "it, 1 = off (unset: the model's)", None, flag="repetition-penalty")
+    no_repeat_ngram_size: int | None = setting("as generate's: no n-gram of this size twice, 0 = off (unset: the "
+                                               "model's)", None, flag="no-repeat-ngram-size")
+    exit_eps: float | None = setting("early exit: stop a thought once its vector moves less than this (1 - cosine) "
+                                     "between checks, 0 = off (unset: the model's)", None, flag="exit-eps")
+    exit_every: int | None = setting("early exit: tokens between checks (unset: the model's)", None, flag="exit-every")
+    exit_patience: int | None = setting("early exit: converged checks in a row that stop a thought (unset: the "
+                                        "model's)", None, flag="exit-patience")
     cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
                                 None, flag="cache")
     no_cache: bool = setting("do not read or write the thought cache", False, flag="no-cache")
@@ -69,10 +85,28 @@ class ThinkSettings:
             raise InputError(f"think.margin (--auto-think MARGIN) must be >= 0, got {self.margin}")
         return self.margin if self.mode == "auto" else None
 
+    def auto_knobs(self) -> dict[str, float | None]:
+        """``auto_margin``, ``think_share`` and ``think_threshold`` as the library takes them (``None``
+        unless think.mode is auto; at most one given)."""
+        margin = self.auto_margin()
+        given = [k for k, v in (("think.margin", self.margin), ("think.share", self.share),
+                                ("think.threshold", self.threshold)) if v is not None]
+        if self.mode != "auto" and {"think.share", "think.threshold"} & set(given):
+            raise InputError("think.share and think.threshold (--think-share, --think-threshold) apply to "
+                             "think.mode auto (--auto-think)")
+        if len(given) > 1:
+            raise InputError(f"give one of think.margin, think.share and think.threshold, not {' and '.join(given)}")
+        for key, value in (("think.share", self.share), ("think.threshold", self.threshold)):
+            if value is not None and not 0 <= value <= 1:
+                raise InputError(f"{key} must be from 0 to 1, got {value}")
+        return {"auto_margin": margin, "think_share": self.share if self.mode == "auto" else None,
+                "think_threshold": self.threshold if self.mode == "auto" else None}
+
     def overrides(self) -> dict[str, Any]:
         """ThinkConfig overrides (``None``: the model's own setting)."""
-        return {"n_thoughts": self.n_thoughts, "temperature": self.temperature, "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens, "seed": self.seed}
+        keys = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed", "repetition_penalty",
+                "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
+        return {k: getattr(self, k) for k in keys}
 
     def cache_dir(self) -> Any:
         """``False`` (no cache), a folder, or ``None`` (the default folder)."""
@@ -111,3 +145,41 @@ class MineSettings(Encoding):
     strict: bool = setting("refuse qrels naming documents or queries the data lacks (else: warn; such documents "
                            "count as relevant and never retrieved)", False)
     think: ThinkSettings = field(default_factory=ThinkSettings)
+
+
+@dataclass
+class FitPolicySettings(Encoding):
+    """``o1emb fit-policy``: fit an O1 model's learned when-to-think policy on training rows and write it
+    into the model folder (:func:`o1embedder.retrieval.policy.fit_policy`)."""
+
+    model: str = setting("O1 model folder (a hub id or .gguf file needs --out)", "", required=True)
+    data: str = setting("training rows JSONL (query, pos, neg): training queries, never the queries you test on",
+                        "", required=True)
+    out: str = setting("model folder to write the policy into; empty: the --model folder (another folder gets a "
+                       "copy of the model too)", "")
+    calibration: float = setting("share of the rows held out, seeded, to calibrate think.share and measure the AUC",
+                                 0.2)
+    sample: int = setting("other rows' documents added, seeded, to each row's candidates for its label", 32)
+    features: list[Literal["scores", "eos", "vector"]] = setting(
+        "feature groups: scores (top1, margin, mean10, std10), eos (log P(EOS) as the first thought token, one "
+        "extra forward per query), vector (the no-thinking query vector)", factory=lambda: ["scores", "vector"])
+    l2: float = setting("L2 penalty of the logistic regression: scikit-learn's C = 1 / l2", 1.0)
+    temperature: float = setting("InfoNCE temperature of the labels' softmax (reference)", 0.02)
+    seed: int = setting("seed of the calibration split and of the candidate samples", 0)
+    index: str | None = setting("an index folder of this model (o1emb index) to score the features against, "
+                                "e.g. the corpus the policy will search (unset: the rows' documents)", None)
+    max_rows: int | None = setting("only the first N rows (a quick fit)", None)
+    cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
+                                None)
+    no_cache: bool = setting("do not read or write the thought cache", False)
+
+    def check(self) -> None:
+        """The numbers' ranges, before any loading."""
+        self.check_batch_size()
+        for ok, message in ((0 < self.calibration < 1, f"--calibration must be between 0 and 1, got {self.calibration}"),
+                            (self.sample >= 0, f"--sample must be >= 0, got {self.sample}"),
+                            (self.l2 > 0, f"--l2 must be > 0, got {self.l2}"),
+                            (self.temperature > 0, f"--temperature must be > 0, got {self.temperature}"),
+                            (self.max_rows is None or self.max_rows >= 1, f"--max-rows must be >= 1, got {self.max_rows}")):
+            if not ok:
+                raise InputError(message)

@@ -175,6 +175,25 @@ def _embedding_think(think: bool | str) -> bool:
         raise invalid(str(exc), "think") from None
 
 
+def _auto_rule(engine: Engine, body: SearchRequest) -> Any:
+    """``think="auto"``'s rule for a search request (``None`` without ``"auto"``); a knob that does not
+    apply (without ``"auto"``, two of them, a share or threshold for a model without a policy) is a 422."""
+    from ..errors import InputError
+    from ..retrieval.adaptive import KNOBS, auto_rule
+
+    given = [name for name in KNOBS if getattr(body, name) is not None]
+    if body.think != "auto":
+        misplaced = [name for name in given if name != "auto_margin"]    # a margin without "auto": ignored, as before
+        if misplaced:
+            raise invalid(f"{misplaced[0]} applies to think 'auto' only", misplaced[0])
+        return None
+    try:
+        return auto_rule(getattr(engine.model, "think_policy", None),
+                         **{name: getattr(body, name) for name in KNOBS})
+    except InputError as exc:
+        raise invalid(str(exc), given[-1] if given else "think") from None
+
+
 def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
     if encoding == "base64":
         return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
@@ -218,9 +237,10 @@ async def _search(engine: Engine, settings: ServeSettings, body: SearchRequest) 
     if body.k > settings.max_k:
         raise invalid(f"k must be at most {settings.max_k}, got {body.k}", "k")
     generation = _generation(body, body.think is not False, settings)
+    rule = _auto_rule(engine, body)
     start = time.perf_counter()
-    if body.think == "auto":
-        embedded, hits, thought = await engine.search_auto(body.query, body.k, generation, body.auto_margin)
+    if rule is not None:
+        embedded, hits, thought = await engine.search_auto(body.query, body.k, generation, rule)
     else:
         (embedded, hits), thought = await engine.search(body.query, body.k, generation), generation.think
     return JSONResponse({"query": body.query, "think": body.think, "thought": thought, "thoughts": embedded.thoughts,

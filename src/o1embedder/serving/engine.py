@@ -72,6 +72,8 @@ class Embedded:
 
 DOCUMENTS = ("documents",)
 """The batch key of document embedding (documents never think, so they all share one key)."""
+FIRST_EOS = ("first-eos",)
+"""The batch key of the learned policy's ``log_p_eos`` feature (its "vector" is that one number)."""
 
 
 class QueryCache:
@@ -132,6 +134,11 @@ class Engine:
         if key == DOCUMENTS:
             vectors = self.model.encode_corpus(texts, batch_size=size, show_progress=False)
             thoughts: list[list[str]] = [[] for _ in texts]
+        elif key == FIRST_EOS:
+            from ..model.eos import first_eos_logprob
+
+            vectors = first_eos_logprob(self.model, texts, batch_size=size)[:, None]
+            thoughts = [[] for _ in texts]
         elif isinstance(key, Generation) and key.think:
             found = self.model.think(texts, batch_size=size, show_progress=False, **key.model_kwargs())
             vectors, thoughts = found.pooled, [list(t) for t in found.texts]
@@ -179,16 +186,20 @@ class Engine:
         return embedded, [self._describe(rank, doc_id, score) for rank, (doc_id, score) in enumerate(hits[0], 1)]
 
     async def search_auto(self, query: str, k: int, generation: Generation,
-                          margin: float | None) -> tuple[Embedded, list[dict[str, Any]], bool]:
-        """``think="auto"``: the no-thinking answer when its top-2 margin reaches ``margin``, else the
-        thinking answer (``generation``); the last item says whether the query thought."""
-        from ..retrieval.adaptive import check_margin, should_think
-
+                          rule: Any) -> tuple[Embedded, list[dict[str, Any]], bool]:
+        """``think="auto"``: the no-thinking answer unless ``rule`` (:class:`~o1embedder.retrieval.adaptive.AutoRule`:
+        the margin rule or the model's learned policy) picks thinking, then the thinking answer
+        (``generation``); the last item says whether the query thought."""
         if self.index is None:
             raise LookupError("this server has no index (start it with --index)")
         (plain,) = await self.embed([query], Generation(think=False))
-        hits = await asyncio.to_thread(self.index.search, plain.vector[None, :], min(max(k, 2), len(self.index)))
-        if not should_think([score for _, score in hits[0]], check_margin(margin)):
+        depth = min(max(k, rule.depth), len(self.index))
+        hits = await asyncio.to_thread(self.index.search, plain.vector[None, :], depth)
+        eos = None
+        if rule.needs_eos:
+            (found,) = await self.batcher.submit(FIRST_EOS, [query])
+            eos = [float(found.vector[0])]
+        if not rule.decide([[score for _, score in hits[0]]], plain.vector[None, :], eos)[0]:
             top = hits[0][:min(k, len(self.index))]
             return plain, [self._describe(rank, doc_id, score) for rank, (doc_id, score) in enumerate(top, 1)], False
         embedded, described = await self.search(query, k, generation)

@@ -82,8 +82,14 @@ class SearchRequest(GenerationFields):
     k: int = Field(10, ge=1, description="number of documents to return (at most the server's max_k)")
     think: bool | Literal["auto"] = Field(
         True, description="think before embedding the query (False: the no-thinking vector; 'auto': think "
-                          "only when the no-thinking top-2 score margin is below auto_margin)")
-    auto_margin: float | None = Field(None, ge=0, description="think='auto': the margin (default 0.05)")
+                          "only when the model's learned policy predicts it helps, or, for a model without "
+                          "one or with auto_margin given, when the no-thinking top-2 score margin is below it)")
+    auto_margin: float | None = Field(None, ge=0, description="think='auto': the margin rule's margin (default "
+                                                              "0.05 for a model without a learned policy)")
+    think_share: float | None = Field(None, ge=0, le=1, description="think='auto' with the model's learned "
+                                      "policy: the share of queries that think (calibrated when it was fitted)")
+    think_threshold: float | None = Field(None, ge=0, le=1, description="think='auto' with the model's learned "
+                                          "policy: think when P(thinking helps) >= this (default 0.5)")
 
 
 class SearchHit(BaseModel):
