@@ -141,6 +141,8 @@ EXPECTED = {   # the setting changed -> every output it must recompute (all othe
     | _results(*O1_ROWS, *PLAIN_ROWS, "base__-") | {"latency.json"},
     "training.steps=3": {f"models/{m}" for m in TRAINED} | _indexes(*TRAINED) | THOUGHTS
     | _results(*O1_ROWS, *PLAIN_ROWS) | {"latency.json"},
+    "training.heldout_thoughts=3": {f"models/{m}" for m in TRAINED} | _indexes(*TRAINED) | THOUGHTS
+    | _results(*O1_ROWS, *PLAIN_ROWS) | {"latency.json"},
     "synthesis.k=3": {f"{e}/{f}" for e in ("paper", "informed") for f in ("candidates.jsonl", "train-all.jsonl")}
     | {f"models/{m}" for m in O1} | _indexes(*O1) | THOUGHTS | _results(*O1_ROWS) | {"latency.json"},
 }
@@ -164,12 +166,24 @@ def test_a_changed_setting_recomputes_what_depends_on_it_and_nothing_else(
         now = {m: provenance.read(out / "models" / m)["outputs"]["fingerprint"] for m in TRAINED}
         retrained = {m for m in TRAINED if now[m] != fingerprints[m]}
         assert retrained == {"training.steps": set(TRAINED), "training.passage_tokens": set(TRAINED),
-                             "synthesis.k": set(O1)}.get(name, set())
+                             "training.heldout_thoughts": set(TRAINED), "synthesis.k": set(O1)}.get(name, set())
         for row in report["results"]:
             if row["system"].startswith("o1-think"):
                 assert str(row["provenance"]["settings"][name]) == value, (change, row)
         if journal is not None:                                  # resumed from the journal, not redone
             assert journal[0].stat().st_mtime_ns == journal[1]
+        if name == "training.heldout_thoughts":                  # scored before and after, held out of training
+            held = None
+            for m in TRAINED:
+                trained = {json.loads(x)["id"] for x in (out / "models" / m / "train-rows.jsonl").read_text().splitlines()}
+                held = held or trained
+                assert trained == held, m                        # the same rows held out of every model
+                if m in O1:
+                    path = out / "models" / m / "heldout-thoughts.jsonl"
+                    scored = [json.loads(x)["id"] for x in path.read_text().splitlines()]
+                    assert scored and not set(scored) & trained, m
+                    lm = report["heldout_thought_lm"][m]
+                    assert lm["before"] is not None and lm["after"] is not None, m
         if name == "training.passage_tokens":                    # the base model's index too
             manifest = json.loads((out / "indexes" / "alpha" / "base" / "manifest.json").read_text())
             assert manifest["encoder"]["max_length"] == 32

@@ -192,7 +192,9 @@ def test_the_thought_cache_key_holds_the_model_and_every_sampling_setting(tiny_q
         return O1Encoder(model, think_options=think, cache_dir=tmp_path).cache().path
 
     base = path(tiny_qwen)
-    changed = {"n_thoughts": 2, "temperature": 0.7, "top_p": 0.5, "max_new_tokens": 7, "seed": 1}
+    changed = {"n_thoughts": 2, "temperature": 0.7, "top_p": 0.5, "max_new_tokens": 7, "seed": 1,
+               "repetition_penalty": 1.3, "no_repeat_ngram_size": 2, "exit_eps": 0.01, "exit_every": 4,
+               "exit_patience": 1}
     assert set(changed) == {f.name for f in fields(ThinkConfig)}      # a new setting must join this test
     for name, value in changed.items():
         assert path(tiny_qwen, **{name: value}) != base, name

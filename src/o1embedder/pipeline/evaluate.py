@@ -176,14 +176,16 @@ def think(recipe: Recipe, model: Any, name: str, qs: QuerySet) -> tuple[np.ndarr
     queries = list(qs.queries.values())
     start = time.perf_counter()
     t = recipe.thinking
-    out = model.think(queries, n_thoughts=t.n_thoughts, temperature=t.temperature, top_p=t.top_p,
-                      max_new_tokens=t.max_new_tokens, seed=0, batch_size=t.batch_size, show_progress=True)
+    out = model.think(queries, **t.sampling(), seed=0, batch_size=t.batch_size, show_progress=True)
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
     write_jsonl(stem.with_suffix(".jsonl"), ({"id": q, "query": qs.queries[q], "ids": i, "texts": t}
                                              for q, i, t in zip(qs.queries, out.ids, out.texts, strict=True)))
     np.save(stem.with_suffix(".npy"), out.vectors)
-    write_json(stem.with_suffix(".json"), {"seconds": seconds, "queries": len(queries)})
+    lengths = [n for row in out.lengths for n in row]
+    write_json(stem.with_suffix(".json"), {"seconds": seconds, "queries": len(queries),
+                                           "mean_thought_tokens": round(sum(lengths) / max(1, len(lengths)), 2),
+                                           "budget": t.max_new_tokens})
     return out.vectors, out.ids, seconds
 
 
@@ -202,15 +204,14 @@ def thought_texts(recipe: Recipe, name: str, qs: QuerySet) -> dict[str, list[str
 
 def latency(model: Any, queries: list[str], recipe: Recipe) -> dict[str, float]:
     """Median milliseconds per query, one query at a time, for each query path of an O1 model."""
-    t = recipe.thinking
+    settings = {k: v for k, v in recipe.thinking.sampling().items() if k != "n_thoughts"}
     paths = {"no-think": {"think": False}, **{f"think-k{k}": {"n_thoughts": k} for k in recipe.k_values() or [1]}}
     out = {}
     for name, options in paths.items():
         times = []
         for q in queries:
             start = time.perf_counter()
-            model.encode_queries([q], temperature=t.temperature, top_p=t.top_p, max_new_tokens=t.max_new_tokens,
-                                 show_progress=False, **options)
+            model.encode_queries([q], **settings, show_progress=False, **options)
             times.append(1000 * (time.perf_counter() - start))
         out[name] = round(float(np.median(times)), 1)
     return out

@@ -116,6 +116,10 @@ class Training:
     lam: float = setting("weight of the contrastive loss; 1 - lam weighs the thought LM loss", 0.8)
     temperature: float = setting("InfoNCE temperature", 0.02)
     thought_dropout: float = setting("share of rows trained without their thought", 0.1)
+    lm_warmup_steps: int = setting("first N steps on the thought LM loss alone", 0)
+    lm_lr_scale: float = setting("learning-rate multiple of the parameters only the LM loss trains (untied LM head)", 1.0)
+    heldout_thoughts: int = setting("training rows held out of every model (seeded): their expert thoughts' LM loss "
+                                    "is scored before and after training (0: none)", 0)
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     """LoRA or full fine-tuning: the very section ``o1emb train`` and ``o1emb rl`` take (same keys)."""
     query_tokens: int = setting("query text cut to this many tokens", 32)
@@ -153,7 +157,18 @@ class Thinking:
     temperature: float = setting("sampling temperature", 0.1)
     top_p: float = setting("nucleus mass", 0.9)
     max_new_tokens: int = setting("thought budget", 48)
+    repetition_penalty: float = setting("as generate's: logits of tokens already in the sequence divided by it "
+                                        "(1: off)", 1.0)
+    no_repeat_ngram_size: int = setting("as generate's: no n-gram of this size twice (0: off)", 0)
+    exit_eps: float = setting("early exit: stop a thought once its vector moves less than this (1 - cosine) "
+                              "between checks (0: off)", 0.0)
+    exit_every: int = setting("early exit: tokens between checks", 8)
+    exit_patience: int = setting("early exit: converged checks in a row that stop a thought", 2)
     batch_size: int = setting("queries per thinking batch", 16)
+
+    def sampling(self) -> dict[str, Any]:
+        """The settings a model thinks with (``ThinkConfig``'s names), without the batch size."""
+        return {k: v for k, v in vars(self).items() if k != "batch_size"}
 
 
 @dataclass

@@ -182,7 +182,11 @@ def _collect(recipe: Recipe) -> dict[str, Any]:
                                                               "agreement_histogram", "members")}
     losses = {p.parent.name: (h[0], h[-1], len(h)) for p in sorted(root.glob("models/*/losses.json"))
               if (h := read(p))}
-    return {"indexes": indexes, "committee": committee,
+    lengths = {p.stem: {k: meta.get(k) for k in ("mean_thought_tokens", "budget")}
+               for p in sorted(root.glob("thoughts/o1-*.json")) if (meta := read(p)) and "mean_thought_tokens" in meta}
+    thought_lm = {p.parent.name: {k: read(p).get(k) for k in ("before", "after")}
+                  for p in sorted(root.glob("models/*/thought_lm.json"))}
+    return {"indexes": indexes, "committee": committee, "thought_tokens": lengths, "heldout_thought_lm": thought_lm,
             "training": {n: {"first": f, "last": last, "logged": c} for n, (f, last, c) in losses.items()},
             "stage_seconds": read(root / "timings.json") or {}}
 
@@ -275,8 +279,20 @@ def markdown(report: dict[str, Any]) -> str:
     parts += [f"| {k} | {', '.join(map(str, v))} |" for k, v in report["stage_seconds"].items()]
     parts += ["", "| index | docs/s | dtype |", "|---|---|---|"]
     parts += [f"| {k} | {v['docs_per_s']} | {v['dtype']} |" for k, v in report["indexes"].items() if v]
+    if report.get("heldout_thought_lm"):
+        parts += ["", "| model | held-out thought LM loss before | after |", "|---|---|---|"]
+        parts += [f"| {k} | {_loss(v['before'])} | {_loss(v['after'])} |" for k, v in report["heldout_thought_lm"].items()]
+    if report.get("thought_tokens"):
+        parts += ["", "| thoughts | mean tokens | budget |", "|---|---|---|"]
+        parts += [f"| {k} | {v['mean_thought_tokens']} | {v['budget']} |" for k, v in report["thought_tokens"].items()]
     parts += ["", f"Peak RSS: {report['peak_rss_gb']} GB.", ""]
     return "\n".join(parts) + "\n"
+
+
+def _loss(value: Any) -> str:
+    """A held-out loss as written in thought_lm.json (a number, or a record with ``loss``)."""
+    value = value.get("loss") if isinstance(value, dict) else value
+    return "-" if value is None else f"{value:.4f}"
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:

@@ -43,11 +43,13 @@ T = TypeVar("T")
 _SAMPLING = ("synthesis.max_tokens", "synthesis.temperature", "synthesis.top_p", "synthesis.batch_size", "seed",
              "device", "dtype")
 _THINK = ("thinking.n_thoughts", "thinking.temperature", "thinking.top_p", "thinking.max_new_tokens",
-          "thinking.batch_size", "device", "dtype")
+          "thinking.repetition_penalty", "thinking.no_repeat_ngram_size", "thinking.exit_eps",
+          "thinking.exit_every", "thinking.exit_patience", "thinking.batch_size", "device", "dtype")
 _ADAPTER = ("training.adapter.mode", "training.adapter.r", "training.adapter.alpha", "training.adapter.target_modules",
             "training.adapter.train_special_tokens")
 _TRAINING = ("training.steps", "training.epochs", "training.batch_size", "training.group_size",
              "training.learning_rate", "training.warmup", "training.lam", "training.temperature",
+             "training.lm_warmup_steps", "training.lm_lr_scale", "training.heldout_thoughts",
              "training.thought_dropout", *_ADAPTER, "training.adapter.dropout", "training.query_tokens",
              "training.query_thought_tokens",
              "training.passage_tokens", "training.mixed_precision", "training.gradient_checkpointing",

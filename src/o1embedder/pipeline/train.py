@@ -30,7 +30,7 @@ def _last_checkpoint(out: Path) -> str | None:
     return str(found[-1]) if found else None
 
 
-def train_config(recipe: Recipe, base: Path, rows: Path, out: Path, deepspeed: str = "") -> Any:
+def train_config(recipe: Recipe, base: Path, rows: Path, out: Path, deepspeed: str = "", heldout: str = "") -> Any:
     from ..training import DataConfig, LossConfig, TrainConfig
 
     t = recipe.training
@@ -46,7 +46,9 @@ def train_config(recipe: Recipe, base: Path, rows: Path, out: Path, deepspeed: s
         data_cfg=DataConfig(group_size=t.group_size, thought_dropout=t.thought_dropout, max_query_tokens=t.query_tokens,
                             max_passage_tokens=t.passage_tokens, max_query_thought_tokens=t.query_thought_tokens,
                             seed=recipe.seed),
-        loss=LossConfig(temperature=t.temperature, lam=t.lam),
+        loss=LossConfig(temperature=t.temperature, lam=t.lam, lm_warmup_steps=t.lm_warmup_steps,
+                        lm_lr_scale=t.lm_lr_scale),
+        eval_thoughts=heldout,
         adapter=replace(t.adapter),
         training_args=args)
 
@@ -57,9 +59,7 @@ def set_think_settings(recipe: Recipe, folder: Path) -> None:
     changed ``n_thoughts`` updates a trained model without retraining it."""
     path = folder / "o1embedder.json"
     data = json.loads(path.read_text(encoding="utf-8"))
-    t = recipe.thinking
-    wanted = {"n_thoughts": t.n_thoughts, "temperature": t.temperature, "top_p": t.top_p,
-              "max_new_tokens": t.max_new_tokens, "seed": 0}
+    wanted = {**recipe.thinking.sampling(), "seed": 0}
     if any(data["think"].get(k) != v for k, v in wanted.items()):
         data["think"].update(wanted)
         write_json(path, data)
@@ -93,15 +93,39 @@ def _logged(out: Path) -> list[dict[str, Any]]:
     return [r for r in json.loads(state.read_text(encoding="utf-8")).get("log_history", []) if "contrastive" in r]
 
 
+def hold_out(recipe: Recipe, rows: Path, scored: bool, out: Path) -> tuple[Path, str]:
+    """``training.heldout_thoughts`` rows (a seeded sample of the row ids, the same for every model)
+    taken out of ``rows``; with ``scored`` (the O1 models) those of them that carry the expert's
+    thought are written for scoring. Returns (the rows to train on, the held-out file or '')."""
+    import random
+
+    from ..formats import read_training_rows, write_jsonl
+
+    n = recipe.training.heldout_thoughts
+    if not n:
+        return rows, ""
+    found = read_training_rows(rows)
+    held = set(random.Random(f"{recipe.seed}:heldout-thoughts").sample(sorted(r.id for r in found), min(n, len(found))))
+    kept, thoughts = out / "train-rows.jsonl", out / "heldout-thoughts.jsonl"
+    write_jsonl(kept, (r.to_dict() for r in found if r.id not in held))
+    if not scored:
+        return kept, ""
+    write_jsonl(thoughts, (r.to_dict() for r in found if r.id in held and (r.thought or "").strip()))
+    return kept, str(thoughts)
+
+
 def train_model(recipe: Recipe, name: str, base: Path, rows: Path, deepspeed: str = "") -> Path:
-    """``models/NAME/final``: a merged O1 model (an ``O1Embedder`` folder); cached."""
+    """``models/NAME/final``: a merged O1 model (an ``O1Embedder`` folder); cached. With
+    ``training.heldout_thoughts`` an O1 model's held-out rows' thoughts are scored before and after."""
     from ..training import LossHistory, train
 
     out = recipe.root / "models" / name
     final = out / "final"
     if (final / "o1embedder.json").is_file() and (out / "losses.json").is_file():
         return final
-    config = train_config(recipe, base, rows, out, deepspeed)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, heldout = hold_out(recipe, rows, name.startswith("o1-"), out)
+    config = train_config(recipe, base, rows, out, deepspeed, heldout)
     if recipe.training.processes > 1:
         launch("train", config, out, recipe.training.processes)
         history = _logged(out)
