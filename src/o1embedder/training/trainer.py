@@ -63,12 +63,13 @@ class O1Trainer(Trainer):
             self._part_steps += 1
         return (parts["loss"], parts) if return_outputs else parts["loss"]
 
-    def create_optimizer(self, model: Any = None) -> Any:
+    def create_optimizer(self, *args: Any, **kwargs: Any) -> Any:
         """The Trainer's optimizer; with ``lm_lr_scale`` != 1 the parameters only the LM loss trains
         (:func:`~o1embedder.training.adapters.lm_only_parameters`) move to groups of their own (same
         settings, learning rate x ``lm_lr_scale``), which the schedule then scales like the others.
-        The first group stays a shared one: the logged ``learning_rate`` is the base rate."""
-        optimizer = super().create_optimizer(model)
+        The first group stays a shared one: the logged ``learning_rate`` is the base rate. (Arguments
+        passed through: transformers 4.56 takes none, 5.x an optional model.)"""
+        optimizer = super().create_optimizer(*args, **kwargs)
         scale = self.loss_config.lm_lr_scale
         if scale == 1.0:
             return optimizer
