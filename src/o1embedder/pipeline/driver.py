@@ -20,6 +20,7 @@ from typing import Any
 
 from ..formats import write_json
 from ..log import get_logger
+from ..resume import model_fingerprint as source_fingerprint
 from . import data, experts
 from .inputs import Inputs, fetch, resolve_inputs
 from .recipe import Recipe
@@ -61,13 +62,9 @@ def _fingerprint(recipe: Recipe, path: Path) -> str:
     return found
 
 
-def _source_digest(spec: str) -> str:
-    return path_digest(spec) if Path(spec).exists() else spec
-
-
 def _convert(recipe: Recipe, inputs: Inputs) -> Model:
     out = data.base_output(recipe, inputs)
-    made = Stage(recipe, "convert", out, inputs={"source": _source_digest(inputs.base.value)})
+    made = Stage(recipe, "convert", out, inputs={"source": source_fingerprint(inputs.base.value)})
     with stage(recipe, "convert"):
         made.run(partial(data.base_model, recipe, inputs), lambda path: {"fingerprint": _fingerprint(recipe, path)})
     path = out if out.name != "base.json" else Path(inputs.base.value)
@@ -116,7 +113,7 @@ def _experts(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage) -> dict[s
         with stage(recipe, f"synthesize-{name}"):
             made.run(partial(experts.candidates, recipe, expert, backend, mine.output))
         chosen = Stage(recipe, "refine", folder / "train-all.jsonl", name=f"refine-{name}", upstream=[made],
-                       inputs={m: _source_digest(m.removeprefix("st:")) for m in members},
+                       inputs={m: source_fingerprint(m.removeprefix("st:")) for m in members},
                        extras=experts.refine_files(recipe, expert))
         with stage(recipe, f"refine-{name}"):
             chosen.run(partial(experts.refine, recipe, expert, made.output, members))

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..resume import model_fingerprint
 from . import data, evaluate, experts
 from .evaluate import Result
-from .stages import Run, Stage, data_digest, path_digest, resolved_device
+from .stages import Run, Stage, data_digest, resolved_device
 
 
 @dataclass
@@ -91,8 +92,7 @@ def _baselines(run: Run, q: Queries) -> list[Result]:
     for system in (s for s in recipe.systems if s in recipe.retrievers):
         spec = run.inputs.retrievers[system].value
         bm25 = spec.startswith("bm25")
-        extra = {"retriever": spec} if bm25 else {"model": path_digest(spec.removeprefix("st:"))
-                                                  if Path(spec.removeprefix("st:")).exists() else spec}
+        extra = {"retriever": spec} if bm25 else {"model": model_fingerprint(spec.removeprefix("st:"))}
         made = _index_stage(run, q, system, "index-bm25" if bm25 else "index-st", [], extra)
         scored = _result_stage(run, q, system, "-", [made])
         hit = evaluate.cached(scored)
