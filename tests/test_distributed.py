@@ -95,3 +95,30 @@ def test_reductions_run_on_the_process_groups_device(monkeypatch) -> None:
         assert distributed.collective_device(torch.zeros(2)) == torch.device(device), backend
     monkeypatch.setattr(distributed, "_dist", lambda: FakeDist("nccl"))
     assert distributed.collective_device(torch.zeros(2, device="meta")) == torch.device("meta")
+
+
+def test_the_cli_leaves_the_process_group_together_only_after_a_normal_end(monkeypatch) -> None:
+    """A command that ended normally leaves at a barrier with its peers (rank 0 may still be writing
+    what the others skip); a failed one leaves at once, since its peers may never reach a barrier."""
+    import argparse
+
+    from o1embedder import cli
+    from o1embedder.errors import InputError
+
+    calls: list[bool] = []
+    monkeypatch.setattr(distributed, "shutdown", lambda together=True: calls.append(together))
+
+    def parser_running(func):
+        parser = cli.Parser(prog="o1emb")
+        parser.add_argument("--log-level", default="WARNING")
+        parser.add_subparsers(dest="command").add_parser("job").set_defaults(func=func)
+        return lambda: parser
+
+    def fails(args: argparse.Namespace) -> int:
+        raise InputError("bad input")
+
+    monkeypatch.setattr(cli, "build_parser", parser_running(lambda args: 0))
+    assert cli.main(["job"]) == 0
+    monkeypatch.setattr(cli, "build_parser", parser_running(fails))
+    assert cli.main(["job"]) == 2
+    assert calls == [True, False]

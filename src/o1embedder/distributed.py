@@ -108,10 +108,17 @@ def init_from_env(device: Any = None) -> Any:
     return chosen
 
 
-def shutdown() -> None:
-    """Leave the process group, if one exists (the CLI calls this when a command ends)."""
+def shutdown(together: bool = True) -> None:
+    """Leave the process group, if one exists (the CLI calls this when a command ends).
+
+    ``together`` (a command that ended normally): the ranks first meet at a barrier, so no rank tears
+    its connections down while another still works (rank 0 writing the outputs the others skip); a
+    rank that left early that way was once seen to abort in gloo's teardown on a loaded machine. A
+    failed command leaves at once: its peers may never reach the barrier."""
     dist = _dist()
     if dist.is_available() and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()
 
 

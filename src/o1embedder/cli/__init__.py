@@ -51,8 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     setup_logging(getattr(logging, args.log_level))
+    ended = False
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        ended = True
+        return code
     except O1Error as exc:
         print(f"o1emb {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -60,13 +63,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"o1emb {args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
-        _leave_process_group()
+        _leave_process_group(together=ended)
 
 
-def _leave_process_group() -> None:
+def _leave_process_group(together: bool) -> None:
     """End a torchrun job cleanly (torch warns about a process group left behind); only when torch
-    was loaded by the command, so a light command stays light."""
+    was loaded by the command, so a light command stays light. ``together``: the command ended
+    normally on this rank, so the ranks leave at one barrier."""
     if "torch.distributed" in sys.modules:
         from .. import distributed
 
-        distributed.shutdown()
+        distributed.shutdown(together=together)
