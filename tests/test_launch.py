@@ -169,3 +169,14 @@ def test_eval_and_mine_under_torchrun_equal_one_process(world: Path, tmp_path: P
     o1emb(*mine, "--out", str(tmp_path / "one.jsonl"))
     o1emb(*mine, "--out", str(tmp_path / "two.jsonl"), ranks=2)
     assert (tmp_path / "one.jsonl").read_text() == (tmp_path / "two.jsonl").read_text()
+
+
+def test_every_rank_redraws_negatives_and_thought_dropout_each_epoch(world: Path, tmp_path: Path) -> None:
+    """Three epochs with thought dropout: two ranks train as one process does, which draws every epoch
+    anew (tests/test_training_data.py spies on the draws); a rank left on epoch 0's draws would differ."""
+    args = ["train", "--model", str(world / "model"), "--data", str(world / "rows.jsonl"), "--full",
+            "--group-size", "2", "--thought-dropout", "0.5", "--mixed-precision", "no", "--num_train_epochs", "3",
+            "--logging_steps", "1", "--learning_rate", "1e-3", "--warmup_steps", "0", "--save_strategy", "no"]
+    o1emb(*args, "--out", str(tmp_path / "one"), "--per_device_train_batch_size", "4")
+    o1emb(*args, "--out", str(tmp_path / "two"), "--per_device_train_batch_size", "2", ranks=2)
+    assert_same_weights(tmp_path / "one" / "final", tmp_path / "two" / "final")

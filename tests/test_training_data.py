@@ -105,3 +105,34 @@ def test_config_rejects_unknown_keys_and_reads_files(tmp_path: Path) -> None:
     assert TrainConfig.from_dict(read_config(tmp_path / "c.yaml")).adapter.mode == "full"
     with pytest.raises(InputError, match="mode"):
         TrainConfig.from_dict({"model": "m", "data": "d", "out": "o", "adapter": {"mode": "qlora"}}).validate()
+
+
+def test_every_epoch_trains_on_that_epochs_draw(tiny_qwen_path: Path, tmp_path: Path, monkeypatch) -> None:
+    """Negatives and thought dropout are re-drawn per epoch in training itself, not only when a test
+    calls set_epoch: accelerate's loader passes the epoch to its seedable sampler and then skips the
+    dataset (an if/elif), so the trainer sets it on the dataset at each epoch's start."""
+    from helpers import config
+
+    from o1embedder.training import train
+
+    seen: list[int] = []
+    draw = TrainingSet.__getitem__
+    monkeypatch.setattr(TrainingSet, "__getitem__", lambda self, i: (seen.append(self.epoch), draw(self, i))[1])
+    data = _rows(tmp_path, simple_rows(4, 3))
+    train(config(tiny_qwen_path, data, tmp_path / "out", num_train_epochs=3, per_device_train_batch_size=2,
+                 save_strategy="no", learning_rate=1e-4, use_cpu=True))
+    assert seen == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_persistent_loader_workers_are_refused(tiny_qwen_path: Path, tmp_path: Path) -> None:
+    """Persistent workers keep the first epoch's copy of the data: every epoch would train on epoch 0's
+    negatives and thought dropout."""
+    from helpers import config
+
+    from o1embedder.training import train
+
+    data = _rows(tmp_path, simple_rows(4, 3))
+    cfg = config(tiny_qwen_path, data, tmp_path / "out", num_train_epochs=2, dataloader_num_workers=1,
+                 dataloader_persistent_workers=True, use_cpu=True)
+    with pytest.raises(InputError, match="persistent"):
+        train(cfg)

@@ -17,7 +17,16 @@ from .config import TrainConfig
 from .data import JointCollator, TrainingSet, load_rows
 from .forward import JointModel
 from .heldout import HeldOutThoughts, thought_rows
-from .trainer import LossBar, LossLines, NothingLeft, O1Trainer, SaveConfigCallback, StopWhenDone, save_config
+from .trainer import (
+    EpochDraws,
+    LossBar,
+    LossLines,
+    NothingLeft,
+    O1Trainer,
+    SaveConfigCallback,
+    StopWhenDone,
+    save_config,
+)
 
 logger = get_logger(__name__)
 
@@ -205,6 +214,10 @@ def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
     config.validate()
     distributed.init_from_env("cpu" if config.training_args.get("use_cpu") else None)
     args = training_arguments(config)
+    if args.dataloader_persistent_workers and args.dataloader_num_workers > 0:
+        raise InputError("dataloader_persistent_workers is not supported: the workers would keep the first "
+                         "epoch's copy of the data, so every epoch would train on epoch 0's negatives and thought "
+                         "dropout; leave it off (workers are then started afresh each epoch)")
     out = Path(config.out)
     record = run_record(config, args)
     explicit = explicit_checkpoint(args)
@@ -220,7 +233,8 @@ def train(config: TrainConfig, *, callbacks: list[Any] | None = None) -> Path:
         save_config(config, out)
     trainer = O1Trainer(model=parts.model, args=args, train_dataset=parts.dataset,
                         data_collator=parts.collator, loss_config=config.loss, gradcache=config.gradcache,
-                        callbacks=[SaveConfigCallback(config, parts.tokenizer, record), *(callbacks or [])])
+                        callbacks=[SaveConfigCallback(config, parts.tokenizer, record), EpochDraws(parts.dataset),
+                                   *(callbacks or [])])
     if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true" and not trainer.is_fsdp_enabled:
         # accelerate turns an FSDP launch config into FSDP for GPU-class devices only; on the CPU it
         # runs plain DDP (measured: the same losses as DDP to the printed digits), so say so

@@ -82,9 +82,9 @@ def query_example(template: Template, query: str, thought: str | None) -> tuple[
 class TrainingSet(torch.utils.data.Dataset):
     """Examples drawn from rows; negatives and thought dropout are re-drawn each epoch.
 
-    The draw for row ``i`` depends only on ``(seed, i, epoch)`` (the Trainer calls :meth:`set_epoch`
-    through accelerate), so a run resumed from a checkpoint sees the same examples as an unbroken one,
-    and every rank / data-loader worker agrees without sharing a random stream.
+    The draw for row ``i`` depends only on ``(seed, i, epoch)`` (:class:`~.trainer.EpochDraws` sets the
+    epoch at each epoch's start, on every rank), so a run resumed from a checkpoint sees the same examples
+    as an unbroken one, and every rank / data-loader worker agrees without sharing a random stream.
     """
 
     def __init__(self, rows: Sequence[TrainingRow], template: Template, cfg: DataConfig, *,

@@ -10,6 +10,7 @@ trains their own learning rate (``loss.lm_lr_scale``).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -162,6 +163,19 @@ class LossHistory(TrainerCallback):
 
 class NothingLeft(Exception):
     """Raised by :class:`StopWhenDone`: the resumed checkpoint is the run's last step."""
+
+
+class EpochDraws(TrainerCallback):
+    """Tells the training set which epoch begins, on every rank, so negatives and thought dropout are
+    re-drawn per epoch. accelerate's loader cannot be relied on for it: its ``set_epoch`` passes the
+    epoch to a sampler that has one (the seedable sampler it installs) and then skips the dataset.
+    ``state.epoch`` is the epochs done so far (fractional when resumed inside an epoch)."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.dataset.set_epoch(int(math.floor((state.epoch or 0.0) + 1e-9)))
 
 
 class StopWhenDone(TrainerCallback):
