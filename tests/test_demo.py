@@ -19,11 +19,13 @@ def small_demo(tmp_path_factory):
 
 def test_report_structure(small_demo):
     out, report = small_demo
-    assert [r["system"] for r in report["results"]] == ["bm25", "o1-no-think", "o1-think"]
+    systems = [r["system"] for r in report["results"]]
+    assert systems in (["bm25", "o1-no-think", "o1-think", "o1-auto"], ["bm25", "o1-no-think", "o1-think"])
+    assert (report["think_policy"] is None) == ("o1-auto" not in systems)       # None: nothing to learn
     for row in report["results"]:
         assert 0.0 <= row["ndcg@10"] <= 1.0 and 0.0 <= row["recall@100"] <= 1.0
     assert 0.0 <= report["committee_accuracy"] <= 1.0
-    assert set(report["stage_seconds"]) == {"world", "mine", "synthesize", "refine", "train", "index", "evaluate"}
+    assert set(report["stage_seconds"]) == {"world", "mine", "synthesize", "refine", "train", "index", "policy", "evaluate"}
     assert report["examples"] and all(ex["thoughts"] and ex["top"] for ex in report["examples"])
     saved = json.loads((out / "report.json").read_text())
     assert saved["results"] == report["results"]
@@ -86,3 +88,20 @@ def test_the_full_demo_reproduces_its_documented_figures(tmp_path):
     assert ndcg["o1-think"] - ndcg["o1-no-think"] >= 0.05
     for system, expected in DEMO_SEED0.items():
         assert ndcg[system] == pytest.approx(expected, abs=0.01), system
+
+
+def test_o1_auto_is_the_policys_composition_of_the_two_runs(small_demo):
+    """The o1-auto row is a real think="auto" search at the demo's think_share; it scores exactly what the
+    learned policy's curve (composed from the thinking and no-thinking runs) says for that share, and its
+    cost lies between never and always thinking."""
+    out, report = small_demo
+    rows = {r["system"]: r for r in report["results"]}
+    if "o1-auto" not in rows:
+        pytest.skip("thinking helped all or none of this tiny world's training rows: no policy to fit")
+    auto = rows["o1-auto"]
+    point = next(p for p in report["adaptive"]["policy"]["calibrated"] if p["think_share"] == 0.5)
+    assert auto["ndcg@10"] == pytest.approx(point["ndcg@10"], abs=1e-4)
+    assert auto["think_share"] == pytest.approx(point["thought_fraction"], abs=1e-4)
+    assert rows["o1-no-think"]["think_share"] == 0.0 and rows["o1-think"]["think_share"] == 1.0
+    assert 0 < rows["o1-no-think"]["ms_per_query"] < rows["o1-think"]["ms_per_query"]
+    assert (out / "model" / "think_policy.json").is_file()

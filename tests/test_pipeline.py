@@ -209,3 +209,51 @@ def _killed_in_synthesis(out: Path, command: list[str], monkeypatch: pytest.Monk
     assert record["complete"] is False and record["settings"]["synthesis.k"] == 3
     assert not (out / "paper" / "candidates.jsonl").exists() and journal.is_file()
     return journal, journal.stat().st_mtime_ns
+
+
+AUTO_SYSTEMS = ("systems=[bm25, minilm, base, contrastive-only, contrastive-only+thoughts, contrastive-only+o1-thoughts, "
+                "o1-no-think, o1-think-k1, o1-think-k2, o1-auto]")
+
+
+def test_o1_auto_thinks_where_its_policy_says_and_reuses_every_other_stage(recipe: tuple[Path, list[str]]) -> None:
+    """o1-auto on top of the cached stages: a policy per O1 model fitted on its own training rows, a share
+    chosen on validation, each query answered exactly as o1-think-k2 or o1-no-think answers it, the curves'
+    ends equal to those two rows, the oracle never below the policy; a changed policy setting redoes
+    only the policy's stages, the o1-auto rows and latency."""
+    out, args = recipe
+    assert main(args) == 0
+    before = _records(out)
+    command = [*args, "--set", AUTO_SYSTEMS, "--set", "policy.shares=[0.0, 0.5, 1.0]"]
+    assert main(command) == 0
+    report = json.loads((out / "report.json").read_text())
+    made = _written(before, out)
+    assert made == {f"policies/{m}" for m in O1} | {f"policies/{m}.share.json" for m in O1} \
+        | _results("o1-auto__paper", "o1-auto__informed") | {"latency.json"}, made
+    for split in ("test", "validation"):
+        for dataset in DS:
+            for expert in ("paper", "informed"):
+                rows = {r: json.loads((out / "results" / split / dataset / f"{r}__{expert}.json").read_text())
+                        for r in ("o1-auto", "o1-no-think", "o1-think-k2")}
+                extra = rows["o1-auto"]["extra"]
+                thought = set(extra["thought_queries"])
+                assert extra["think_share"] == pytest.approx(len(thought) / len(rows["o1-auto"]["per_query"]), abs=1e-4)
+                for q, value in rows["o1-auto"]["per_query"].items():
+                    source = rows["o1-think-k2"] if q in thought else rows["o1-no-think"]
+                    assert value == pytest.approx(source["per_query"][q], abs=1e-6), (split, dataset, expert, q)
+                curves = extra["curves"]
+                assert curves["policy"][0]["ndcg@10"] == pytest.approx(rows["o1-no-think"]["metrics"]["ndcg@10"], abs=1e-6)
+                assert curves["policy"][-1]["ndcg@10"] == pytest.approx(rows["o1-think-k2"]["metrics"]["ndcg@10"], abs=1e-6)
+                for ours, best in zip(curves["policy"], curves["oracle"], strict=True):
+                    assert best["ndcg@10"] >= ours["ndcg@10"] - 1e-9
+    for m in O1:
+        share = json.loads((out / "policies" / f"{m}.share.json").read_text())
+        assert share["share"] in (0.0, 0.5, 1.0) and [r["share"] for r in share["table"]] == [0.0, 0.5, 1.0]
+        best = max(r["ndcg@10"] for r in share["table"])
+        assert next(r for r in share["table"] if r["share"] == share["share"])["ndcg@10"] == best
+        assert (out / "policies" / m / "fit.json").is_file()
+    assert len(report["auto"]) == 2 * 2 * 2 and "When to think: o1-auto" in (out / "report.md").read_text()
+    assert report["latency_ms"]["mean_ms"]["auto"] > 0
+    # a policy setting: the policies, their shares, the o1-auto rows and latency; nothing else
+    before = _records(out)
+    assert main([*command, "--set", "policy.l2=3.0"]) == 0
+    assert _written(before, out) == made

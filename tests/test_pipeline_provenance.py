@@ -133,8 +133,9 @@ def test_the_dependency_map_names_real_settings_and_keeps_them_where_they_act() 
     assert where["training.steps"] == {"train"}
     assert where["training.passage_tokens"] == {"train", "index-o1"}
     assert where["synthesis.k"] == {"synthesize"}
-    assert where["thinking.n_thoughts"] == where["thinking.temperature"] == {"thoughts", "latency"}
-    assert where["thinking.max_new_tokens"] == {"thoughts", "latency", "rl"}
+    # the when-to-think policy is labelled by the model thinking with these settings
+    assert where["thinking.n_thoughts"] == where["thinking.temperature"] == {"thoughts", "latency", "policy"}
+    assert where["thinking.max_new_tokens"] == {"thoughts", "latency", "rl", "policy"}
     assert where["rl.kl_coef"] == {"rl"} and where["mining.negatives"] == {"mine"}
     for kind in ("convert", "mine", "synthesize", "refine", "index-bm25", "index-st", "expert-thoughts"):
         assert not {"training.steps", "training.passage_tokens", "thinking.n_thoughts",

@@ -17,6 +17,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "(for choosing settings; see docs/demo.md)")
     p.add_argument("--rl", action="store_true",
                    help="add an RL stage after training (GRPO on thoughts, docs/rl.md) and report its model too")
+    p.add_argument("--think-share", type=float, default=None,
+                   help="o1-auto's target share of thinking queries (the learned policy's knob; default 0.5)")
+    p.add_argument("--rl-resample", type=int, default=None,
+                   help="with --rl: rounds of redrawing a rollout row whose thoughts are all alike (default 0)")
     p.add_argument("--device", default="cpu", help="cpu (default; the documented figures) or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="float32 (default) or bfloat16 (bf16 autocast in training, bf16 weights after it)")
@@ -33,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
         config.n_people, config.works_per_person, config.n_cities, config.epochs = 8, 3, 4, 4.0
     if args.epochs is not None:
         config.epochs = args.epochs
+    if args.think_share is not None:
+        config.think_share = args.think_share
+    if args.rl_resample is not None:
+        config.rl_resample = args.rl_resample
     report = run_demo(config)
     print()
     print(table(report))

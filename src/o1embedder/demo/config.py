@@ -41,6 +41,10 @@ class DemoConfig:
     """0: greedy. Sampling is seeded per (seed, query, sample), so the demo stays deterministic either way."""
     max_new_tokens: int = 24
     examples: int = 3
+    think_share: float = 0.5
+    """o1-auto's target share of thinking queries: the learned policy (fitted on the training rows after
+    training, saved with the model) thinks for the queries it ranks in that top share of its held-out
+    fitting rows (``think_share``, docs/retrieval.md). Not yet chosen on validation."""
     rl: bool = False
     """Add an RL stage after training (GRPO on thoughts with a retrieval reward, docs/rl.md) and
     evaluate the RL model beside the trained one."""
@@ -52,6 +56,8 @@ class DemoConfig:
     rl_kl_coef: float = 0.04
     rl_contrastive_weight: float = 1.0
     rl_reward: str = "logprob"
+    rl_resample: int = 0
+    """Rounds of redrawing a rollout row whose thoughts are all the same (RLConfig.resample; 0: off)."""
     device: str = "cpu"
     """Where the model trains, indexes and thinks (``cuda`` for the GPU check). The documented figures
     (docs/demo.md) are the CPU's."""
@@ -75,6 +81,8 @@ class DemoConfig:
             raise InputError("epochs must be > 0, hidden >= 16 and layers >= 1")
         if self.dtype not in ("float32", "bfloat16"):
             raise InputError(f"the demo runs in float32 or bfloat16, not {self.dtype!r}")
+        if not 0 <= self.think_share <= 1:
+            raise InputError(f"think_share must be from 0 to 1, got {self.think_share}")
         if self.device.split(":")[0] not in ("cpu", "cuda"):
             raise InputError(f"the demo runs on cpu or cuda, not {self.device!r}")
         return self

@@ -11,7 +11,18 @@ from typing import Any
 
 from ..log import get_logger
 from .config import DemoConfig
-from .stages import build_world, evaluate, exactly_right, index, mine, refine, reinforce, synthesize, train
+from .stages import (
+    build_world,
+    evaluate,
+    exactly_right,
+    fit_think_policy,
+    index,
+    mine,
+    refine,
+    reinforce,
+    synthesize,
+    train,
+)
 
 logger = get_logger(__name__)
 
@@ -45,9 +56,11 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
         model, losses = train(config, world, train_rows, out)
     with stage("index", config):
         index(model, out, config)
+    with stage("policy", config):
+        policy = fit_think_policy(model, train_rows, out, config)
     with stage("evaluate", config):
         results, evaluated = evaluate(model, out, config)
-    extra: dict[str, Any] = {"adaptive": evaluated["adaptive"]}
+    extra: dict[str, Any] = {"adaptive": evaluated["adaptive"], "think_policy": policy}
     if config.rl:
         with stage("rl", config):
             rl_model, rl_summary = reinforce(config, train_rows, model, out)

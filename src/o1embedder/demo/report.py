@@ -40,9 +40,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [f"# o1emb demo (seed {report['seed']})", "",
              f"Held-out {report.get('evaluated_on', 'test')} queries: two-hop questions whose bridging fact "
              "the query does not state.", "",
-             "| system | nDCG@10 | Recall@10 | Recall@100 |", "|---|---|---|---|"]
-    lines += [f"| {r['system']} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['recall@100']:.4f} |"
-              for r in report["results"]]
+             "| system | nDCG@10 | Recall@10 | Recall@100 | think share | ms/query |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['system']} | {r['ndcg@10']:.4f} | {r['recall@10']:.4f} | {r['recall@100']:.4f} | "
+              f"{_cell(r.get('think_share'), '.2f')} | {_cell(r.get('ms_per_query'), '.1f')} |" for r in report["results"]]
     c = report["committee"]
     t = report["training"]
     lines += ["", f"Committee accuracy (right bridge chosen): {100 * c['committee_accuracy']:.1f}% "
@@ -54,6 +54,12 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [f"Thinking only when it pays (`think=\"auto\"`): thinking for {cheap['thought']} of these "
                   f"queries ({100 * cheap['thought_fraction']:.0f}%, margin below {cheap['margin']:.4f}) scores "
                   f"nDCG@10 {cheap['ndcg@10']:.4f}, within 0.005 of always thinking."]
+    calibrated = ((report.get("adaptive") or {}).get("policy") or {}).get("calibrated") or []
+    if calibrated:
+        lines += ["", "The learned policy at each target share (`think_share`; thinking for the queries it "
+                      "ranks in that top share of its held-out training rows):", "",
+                  "| target share | thought | nDCG@10 |", "|---|---|---|"]
+        lines += [f"| {p['think_share']:.1f} | {p['thought_fraction']:.2f} | {p['ndcg@10']:.4f} |" for p in calibrated]
     lines += ["", "| stage | seconds |", "|---|---|"]
     lines += [f"| {name} | {secs:.1f} |" for name, secs in report["stage_seconds"].items()]
     lines += [f"| **total** | {report['total_seconds']:.1f} |", "", "## Examples", ""]
@@ -94,9 +100,14 @@ def chart(report: dict[str, Any], path: Path) -> bool:
     return True
 
 
+def _cell(value: Any, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
 def table(report: dict[str, Any]) -> str:
-    rows = [f"{'system':<14}{'nDCG@10':>10}{'R@10':>10}{'R@100':>10}"]
+    rows = [f"{'system':<14}{'nDCG@10':>10}{'R@10':>10}{'R@100':>10}{'thinks':>9}{'ms/q':>9}"]
     rows += [f"{r['system']:<14}{r['ndcg@10']:>10.4f}{r['recall@10']:>10.4f}{r['recall@100']:>10.4f}"
+             f"{_cell(r.get('think_share'), '.2f'):>9}{_cell(r.get('ms_per_query'), '.1f'):>9}"
              for r in report["results"]]
     return "\n".join(rows)
 

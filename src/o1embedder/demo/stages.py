@@ -125,7 +125,7 @@ def reinforce(config: DemoConfig, data: Path, model: Path, out: Path) -> tuple[P
     rl_config = RLConfig(model=str(model), data=str(data), out=str(out / "rl"), steps=config.rl_steps,
                          rows_per_step=config.rl_rows_per_step, samples=config.rl_samples,
                          group_size=config.group_size, rollout_temperature=config.rl_rollout_temperature,
-                         max_new_tokens=config.max_new_tokens, reward=config.rl_reward,
+                         max_new_tokens=config.max_new_tokens, reward=config.rl_reward, resample=config.rl_resample,
                          temperature=config.temperature, kl_coef=config.rl_kl_coef,
                          contrastive_weight=config.rl_contrastive_weight, learning_rate=config.rl_learning_rate,
                          mixed_precision=config.mixed_precision, save_steps=0, seed=config.seed,
@@ -137,8 +137,9 @@ def reinforce(config: DemoConfig, data: Path, model: Path, out: Path) -> tuple[P
     with quiet("transformers", logging.ERROR):
         final = Path(rl(rl_config, show_progress=False))
     log = read_log(out / "rl" / "rl_log.jsonl")
-    keys = ("reward_mean", "kl", "thought_tokens", "zero_variance", "contrastive")
-    summary = {"steps": len(log), "first": {k: log[0][k] for k in keys}, "last": {k: log[-1][k] for k in keys},
+    keys = ("reward_mean", "kl", "thought_tokens", "zero_variance", "identical_before", "contrastive")
+    summary = {"steps": len(log), "first": {k: log[0].get(k) for k in keys}, "last": {k: log[-1].get(k) for k in keys},
+               "mean": {k: sum(r.get(k, 0.0) for r in log) / len(log) for k in ("zero_variance", "identical_before")},
                "history": log}
     logger.info("   reward %.3f -> %.3f, KL %.4f, zero-variance groups %.2f -> %.2f", log[0]["reward_mean"],
                 log[-1]["reward_mean"], log[-1]["kl"], log[0]["zero_variance"], log[-1]["zero_variance"])
@@ -166,25 +167,59 @@ def index(model: Path, out: Path, config: DemoConfig, name: str = "index") -> Pa
     return out / name
 
 
+def fit_think_policy(model: Path, rows: Path, out: Path, config: DemoConfig) -> dict[str, Any] | None:
+    """The model's when-to-think policy, fitted on its training rows against its index and saved with it
+    (``o1emb fit-policy``); ``None`` when thinking helps all or none of the rows (nothing to learn)."""
+    from ..model import O1Embedder
+    from ..retrieval import load_index
+    from ..retrieval.policy import fit_policy
+
+    o1 = O1Embedder.from_pretrained(model, device=config.device, dtype=config.dtype)
+    try:
+        fit = fit_policy(o1, read_training_rows(rows), index=load_index(out / "index"), seed=config.seed,
+                         cache_dir=False, show_progress=False)
+    except InputError as exc:
+        logger.warning("   no think policy: %s", exc)
+        return None
+    fit.policy.save(model)
+    logger.info("   think policy: thinking helps %d of %d training rows; held-out AUC %.3f",
+                fit.figures["labels"]["thinking_helps"], fit.figures["rows"], fit.figures["auc"]["calibration"])
+    return {k: fit.figures[k] for k in ("rows", "labels", "gain", "auc", "curve")}
+
+
 def evaluate(model: Path, out: Path, config: DemoConfig, *, index_name: str = "index", prefix: str = "o1",
              with_bm25: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """BM25, the model without and with thinking, and ``PREFIX-auto`` when the model has a think policy
+    (``think="auto"`` at ``config.think_share``), each with its milliseconds per query (the whole set
+    searched in batches, thinking included)."""
     from ..evaluation.beir import EvalConfig, evaluate_beir
+    from ..model.policy import POLICY_FILE
 
     results = []
     if with_bm25:
         bm25, _, _ = evaluate_beir("bm25", out / "world", EvalConfig(split="test"), show_progress=False)
         results.append(_row("bm25", bm25["metrics"]))
-    o1, runs, comparison = evaluate_beir(str(model), out / "world",
-                                         EvalConfig(split="test", ablation=True, index_dir=str(out / index_name),
-                                                    cache_dir=False, device=config.device, dtype=config.dtype),
+    common = {"split": "test", "index_dir": str(out / index_name), "cache_dir": False, "device": config.device,
+              "dtype": config.dtype}
+    o1, runs, comparison = evaluate_beir(str(model), out / "world", EvalConfig(ablation=True, **common),
                                          show_progress=False)
-    no_think = o1["ablation"]["no_think"]["metrics"]
-    results += [_row(f"{prefix}-no-think", no_think), _row(f"{prefix}-think", o1["metrics"])]
+    no_think = o1["ablation"]["no_think"]
+    n = o1["num_queries"]
+    results += [_row(f"{prefix}-no-think", no_think["metrics"], ms=1000 * no_think["search_seconds"] / n),
+                _row(f"{prefix}-think", o1["metrics"], ms=1000 * o1["timings"]["search_seconds"] / n, share=1.0)]
+    if (model / POLICY_FILE).is_file():
+        auto, _, _ = evaluate_beir(str(model), out / "world", EvalConfig(think="auto", think_share=config.think_share,
+                                                                         **common), show_progress=False)
+        results.append(_row(f"{prefix}-auto", auto["metrics"], ms=1000 * auto["timings"]["search_seconds"] / n,
+                            share=auto["stats"]["thought_fraction"]))
     write_json(out / f"eval-{prefix}.json", o1)
     write_jsonl(out / ("per-query.jsonl" if prefix == "o1" else f"per-query-{prefix}.jsonl"), comparison or [])
     return results, {"runs": runs, "comparison": comparison, "adaptive": o1.get("adaptive")}
 
 
-def _row(system: str, metrics: dict[str, float]) -> dict[str, Any]:
+def _row(system: str, metrics: dict[str, float], *, ms: float | None = None, share: float | None = None) -> dict[str, Any]:
     keys = ("ndcg@10", "recall@100", "mrr@10", "recall@10")
-    return {"system": system, **{k: round(float(metrics[k]), 4) for k in keys if k in metrics}}
+    row = {"system": system, **{k: round(float(metrics[k]), 4) for k in keys if k in metrics}}
+    if ms is not None:
+        row |= {"think_share": 0.0 if share is None else round(float(share), 4), "ms_per_query": round(ms, 2)}
+    return row

@@ -25,7 +25,7 @@ from . import data, experts
 from .inputs import Inputs, fetch, resolve_inputs
 from .recipe import Recipe
 from .stages import Model, Run, Stage, data_digest, model_fingerprint, path_digest, resolved_device
-from .systems import evaluate_split
+from .systems import auto_search, evaluate_split, share_stage
 from .train import rl_model, rl_summary, set_think_settings, train_model
 
 logger = get_logger(__name__)
@@ -197,19 +197,25 @@ def _latency(run: Run) -> dict[str, Any] | None:
         return None
     model = run.models[name]
     dataset, folder, split = sets[0]
-    made = Stage(recipe, "latency", recipe.root / "latency.json", upstream=[model.stage],
+    timed_auto = recipe.wants("o1-auto") and not name.startswith("o1-rl-") and name.startswith("o1-")
+    made = Stage(recipe, "latency", recipe.root / "latency.json",
+                 upstream=[model.stage, *([share_stage(run, name)] if timed_auto else [])],
                  inputs={"model": model.fingerprint, "queries": data_digest(folder, "queries.jsonl", f"qrels/{split}.tsv")})
-    made.run(partial(_measure_latency, recipe, run.inputs, name, model.path, (dataset, folder, split)))
+    made.run(partial(_measure_latency, run, name, (dataset, folder, split), timed_auto))
     return json.loads(made.output.read_text(encoding="utf-8"))
 
 
-def _measure_latency(recipe: Recipe, inputs: Inputs, name: str, path: Path, where: tuple[str, Path, str]) -> None:
+def _measure_latency(run: Run, name: str, where: tuple[str, Path, str], timed_auto: bool) -> None:
+    """Per query, one at a time: no thinking, thinking kN, and ``o1-auto`` (its no-thinking search of the
+    index, the policy, and thinking when the policy says) when the recipe compares it."""
     from ..model import O1Embedder
     from .evaluate import latency
 
-    qs = data.query_set(recipe, inputs, *where)
+    recipe = run.recipe
+    qs = data.query_set(recipe, run.inputs, *where)
     queries = list(qs.queries.values())[: recipe.latency.queries]
-    model = O1Embedder.from_pretrained(path, device=resolved_device(recipe.device), dtype=recipe.dtype)
+    model = O1Embedder.from_pretrained(run.models[name].path, device=resolved_device(recipe.device), dtype=recipe.dtype)
+    more = {"auto": auto_search(run, name, model, where)} if timed_auto else None
     out = {"model": name, "dataset": qs.dataset, "queries": len(queries),
-           "dtype": str(model.dtype).removeprefix("torch."), "per_query_ms": latency(model, queries, recipe)}
+           "dtype": str(model.dtype).removeprefix("torch."), **latency(model, queries, recipe, more)}
     write_json(recipe.root / "latency.json", out)

@@ -26,6 +26,9 @@ from .stages import Stage, resolved_device
 
 logger = get_logger(__name__)
 DEPTH = 100
+ROW_EXTRAS = ("think_share", "target_share")
+"""The :attr:`Result.extra` figures a report row carries (the curves stay in the result file and the report's
+``auto`` section)."""
 
 
 @dataclass
@@ -44,13 +47,15 @@ class Result:
     """What made it: ``model`` (the fingerprint in the searched index's manifest), ``index`` and
     ``record`` (the index's and this result's provenance fingerprints), ``settings`` (every setting
     upstream of it, see :mod:`.stages`)."""
+    extra: dict[str, Any] | None = None
+    """System-specific figures: ``o1-auto``'s ``think_share``, ``target_share``, ``threshold`` and ``curves``."""
 
     def row(self) -> dict[str, Any]:
         return {"dataset": self.dataset, "split": self.split, "system": self.system, "expert": self.expert,
                 "ndcg@10": round(self.metrics["ndcg@10"], 4), "recall@100": round(self.metrics["recall@100"], 4),
                 "mrr@10": round(self.metrics["mrr@10"], 4), "queries": len(self.per_query),
                 "seconds_per_query": None if self.seconds is None else round(self.seconds / len(self.per_query), 4),
-                "provenance": self.provenance}
+                **{k: v for k, v in (self.extra or {}).items() if k in ROW_EXTRAS}, "provenance": self.provenance}
 
 
 def result_path(recipe: Recipe, qs: QuerySet, system: str, expert: str) -> Path:
@@ -71,7 +76,8 @@ def cached(stage: Stage) -> Result | None:
 
 
 def score_run(recipe: Recipe, qs: QuerySet, system: str, expert: str, hits: list[list[tuple[str, float]]],
-              seconds: float | None, stage: Stage, index_stage: Stage, index: Any) -> Result:
+              seconds: float | None, stage: Stage, index_stage: Stage, index: Any,
+              extra: dict[str, Any] | None = None) -> Result:
     """Metrics of one run (top-``DEPTH`` per query, the query's own id skipped as BEIR does); saved
     with its provenance, then its record."""
     from ..evaluation.metrics import evaluate_run
@@ -83,7 +89,7 @@ def score_run(recipe: Recipe, qs: QuerySet, system: str, expert: str, hits: list
     made = {"model": index.manifest.get("fingerprint"), "index": index_stage.fingerprint,
             "record": stage.fingerprint, "settings": stage.record.lineage}
     result = Result(qs.dataset, qs.split, system, expert, metrics.aggregate,
-                    {q: v["ndcg@10"] for q, v in metrics.per_query.items()}, seconds, made)
+                    {q: v["ndcg@10"] for q, v in metrics.per_query.items()}, seconds, made, extra)
     stage.begin()
     write_json(stage.output, result.__dict__)
     stage.finish()
@@ -202,16 +208,21 @@ def thought_texts(recipe: Recipe, name: str, qs: QuerySet) -> dict[str, list[str
     return {r["id"]: r["texts"] for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())}
 
 
-def latency(model: Any, queries: list[str], recipe: Recipe) -> dict[str, float]:
-    """Median milliseconds per query, one query at a time, for each query path of an O1 model."""
+def latency(model: Any, queries: list[str], recipe: Recipe,
+            more: dict[str, Any] | None = None) -> dict[str, dict[str, float]]:
+    """Milliseconds per query, one query at a time, for each query path of an O1 model (``more``: other
+    paths, name -> a function of one query): ``per_query_ms`` the medians, ``mean_ms`` the means (the
+    cost of a path that thinks for some queries only is its mean)."""
     settings = {k: v for k, v in recipe.thinking.sampling().items() if k != "n_thoughts"}
     paths = {"no-think": {"think": False}, **{f"think-k{k}": {"n_thoughts": k} for k in recipe.k_values() or [1]}}
-    out = {}
-    for name, options in paths.items():
+    calls = {name: (lambda q, o=options: model.encode_queries([q], **settings, show_progress=False, **o))
+             for name, options in paths.items()}
+    medians, means = {}, {}
+    for name, call in {**calls, **(more or {})}.items():
         times = []
         for q in queries:
             start = time.perf_counter()
-            model.encode_queries([q], **settings, show_progress=False, **options)
+            call(q)
             times.append(1000 * (time.perf_counter() - start))
-        out[name] = round(float(np.median(times)), 1)
-    return out
+        medians[name], means[name] = round(float(np.median(times)), 1), round(float(np.mean(times)), 1)
+    return {"per_query_ms": medians, "mean_ms": means}

@@ -118,6 +118,13 @@ def plan(recipe: Recipe) -> str:
     if recipe.rl.enabled:
         r = recipe.rl
         stages.append((f"rl-{recipe.rl_expert()}", f"{r.steps} GRPO steps x {r.rows_per_step} rows x {r.samples} thoughts"))
+    if recipe.wants("o1-auto"):
+        p = recipe.policy
+        share = f"target share {p.share:g}" if p.share >= 0 else \
+            f"target share chosen on validation among {', '.join(f'{x:g}' for x in p.shares)}"
+        for e in recipe.expert_names():
+            stages.append((f"policy-o1-{e}", f"when-to-think policy ({p.features}) fitted on <= {p.rows} of its "
+                                             f"training rows x {p.negatives} negatives; {share}"))
     index = f"torchrun x {recipe.indexing.processes}" if recipe.indexing.processes > 1 else "one process"
     for split in recipe.splits:
         sets = len(recipe.eval_data) if split == "test" else sum(1 for e in recipe.train_data if e.validation.queries)

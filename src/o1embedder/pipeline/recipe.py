@@ -11,14 +11,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from ..errors import InputError
-from ..options import Dtype, MixedPrecision, Origin, setting
-from ..training.config import AdapterConfig
+from ..options import Dtype, Origin, setting
+from .sections import RL, Indexing, Latency, Policy, Thinking, Training
 
 FIXED_SYSTEMS = ("base", "contrastive-only", "contrastive-only+thoughts", "contrastive-only+o1-thoughts",
-                 "o1-no-think", "o1-rl-no-think")
+                 "o1-no-think", "o1-rl-no-think", "o1-auto")
 THINK_SYSTEM = re.compile(r"^o1(-rl)?-think-k([1-9][0-9]*)$")
 
 
@@ -104,87 +104,6 @@ class Mining:
 
 
 @dataclass
-class Training:
-    """Joint training of every model (contrastive-only and one O1 model per expert), same settings."""
-
-    steps: int = setting("optimizer steps per model (0: 'epochs' decides)", 40)
-    epochs: float = setting("passes over the rows when steps is 0", 1.0)
-    batch_size: int = setting("queries per device per step", 16)
-    group_size: int = setting("1 positive + (N-1) hard negatives per query", 2)
-    learning_rate: float = setting("peak learning rate", 2e-4)
-    warmup: float = setting("share of the steps warming up", 0.1)
-    lam: float = setting("weight of the contrastive loss; 1 - lam weighs the thought LM loss", 0.8)
-    temperature: float = setting("InfoNCE temperature", 0.02)
-    thought_dropout: float = setting("share of rows trained without their thought", 0.1)
-    lm_warmup_steps: int = setting("first N steps on the thought LM loss alone", 0)
-    lm_lr_scale: float = setting("learning-rate multiple of the parameters only the LM loss trains (untied LM head)", 1.0)
-    heldout_thoughts: int = setting("training rows held out of every model (seeded): their expert thoughts' LM loss "
-                                    "is scored before and after training (0: none)", 0)
-    adapter: AdapterConfig = field(default_factory=AdapterConfig)
-    """LoRA or full fine-tuning: the very section ``o1emb train`` and ``o1emb rl`` take (same keys)."""
-    query_tokens: int = setting("query text cut to this many tokens", 32)
-    query_thought_tokens: int = setting("query + thought length", 128)
-    passage_tokens: int = setting("passage length (training and every index)", 96)
-    mixed_precision: MixedPrecision = setting("autocast", "auto")
-    gradient_checkpointing: bool = setting("recompute activations (less memory, slower)", False)
-    save_steps: int = setting("checkpoint every N steps (a killed run resumes)", 20)
-    processes: int = setting("training processes (GPUs); > 1 runs o1emb train under torchrun", 1)
-    deepspeed: str = setting("DeepSpeed JSON config (ZeRO-2; relative to the recipe)", "")
-    training_args: dict[str, Any] = setting("other transformers TrainingArguments", factory=dict, no_flag=True)
-
-
-@dataclass
-class RL:
-    """Optional GRPO on thoughts after training one O1 model (docs/rl.md)."""
-
-    enabled: bool = setting("add the RL stage and the o1-rl-* systems", False)
-    expert: str = setting("which o1-EXPERT model RL starts from (default: the first expert)", "")
-    steps: int = setting("RL steps", 20)
-    rows_per_step: int = setting("training rows per step", 8)
-    samples: int = setting("thoughts sampled per row", 4)
-    rollout_temperature: float = setting("rollout sampling temperature", 0.7)
-    learning_rate: float = setting("learning rate", 5e-5)
-    kl_coef: float = setting("KL penalty to the model before RL", 0.04)
-    contrastive_weight: float = setting("weight of InfoNCE on the sampled thoughts", 1.0)
-    save_steps: int = setting("checkpoint every N steps", 5)
-
-
-@dataclass
-class Thinking:
-    """How the O1 models think at evaluation (also recorded in each saved model)."""
-
-    n_thoughts: int = setting("thoughts sampled per query (o1-think-kN averages the first N)", 3)
-    temperature: float = setting("sampling temperature", 0.1)
-    top_p: float = setting("nucleus mass", 0.9)
-    max_new_tokens: int = setting("thought budget", 48)
-    repetition_penalty: float = setting("as generate's: logits of tokens already in the sequence divided by it "
-                                        "(1: off)", 1.0)
-    no_repeat_ngram_size: int = setting("as generate's: no n-gram of this size twice (0: off)", 0)
-    exit_eps: float = setting("early exit: stop a thought once its vector moves less than this (1 - cosine) "
-                              "between checks (0: off)", 0.0)
-    exit_every: int = setting("early exit: tokens between checks", 8)
-    exit_patience: int = setting("early exit: converged checks in a row that stop a thought", 2)
-    batch_size: int = setting("queries per thinking batch", 16)
-
-    def sampling(self) -> dict[str, Any]:
-        """The settings a model thinks with (``ThinkConfig``'s names), without the batch size."""
-        return {k: v for k, v in vars(self).items() if k != "batch_size"}
-
-
-@dataclass
-class Indexing:
-    batch_size: int = setting("documents per encoding batch", 32)
-    shard_size: int = setting("documents per embeddings shard (a killed build resumes per shard)", 2048)
-    processes: int = setting("encoding processes; > 1 runs o1emb index under torchrun", 1)
-
-
-@dataclass
-class Latency:
-    queries: int = setting("queries timed one at a time per query path (0: skip)", 8)
-    model: str = setting("which model (default: the last expert's O1 model)", "")
-
-
-@dataclass
 class Recipe:
     """Everything one run of the method needs; each stage is cached in ``out`` with its provenance."""
 
@@ -209,10 +128,12 @@ class Recipe:
         factory=lambda: ["test"])
     systems: list[str] = setting("systems to compare: retriever names, base, contrastive-only, "
                                  "contrastive-only+thoughts, contrastive-only+o1-thoughts, o1-no-think, "
-                                 "o1-think-kN, o1-rl-no-think, o1-rl-think-kN", factory=list)
+                                 "o1-think-kN, o1-auto (thinks when its learned policy says), o1-rl-no-think, "
+                                 "o1-rl-think-kN", factory=list)
     training: Training = field(default_factory=Training)
     rl: RL = field(default_factory=RL)
     thinking: Thinking = field(default_factory=Thinking)
+    policy: Policy = field(default_factory=Policy)
     indexing: Indexing = field(default_factory=Indexing)
     latency: Latency = field(default_factory=Latency)
     origin: Origin = field(default_factory=Origin, init=False, repr=False, compare=False)
@@ -276,6 +197,8 @@ class Recipe:
         if top > self.thinking.n_thoughts:
             raise err("thinking.n_thoughts", f"o1-think-k{top} asks for more thoughts than n_thoughts "
                       f"= {self.thinking.n_thoughts}")
+        if self.wants("o1-auto"):
+            self._check_policy()
         if self.device not in {"auto", "cpu", "cuda"} and not self.device.startswith("cuda:"):
             raise err("device", f"expected auto, cpu or cuda, got {self.device!r}")
         if not self.train_data and (self.experts or any(s.startswith(("o1", "contrastive")) for s in self.systems)):
@@ -294,6 +217,31 @@ class Recipe:
         if self.training.steps < 0 or (self.training.steps == 0 and self.training.epochs <= 0):
             raise err("training.steps", "steps must be >= 1, or 0 with epochs > 0")
         return self
+
+    def auto_k(self) -> int:
+        """How many thoughts ``o1-auto`` averages when it thinks: the largest ``o1-think-kN`` asked for,
+        else ``thinking.n_thoughts`` (the policy's labels come from the model thinking so)."""
+        return max(self.k_values(), default=self.thinking.n_thoughts)
+
+    def _check_policy(self) -> None:
+        from ..model.policy import check_groups
+
+        err, p = self.origin.error, self.policy
+        if p.rows < 4 or p.negatives < 0 or p.sample < 0 or not 0 < p.calibration < 1 or not p.l2 > 0:
+            raise err("policy", "rows must be >= 4, negatives and sample >= 0, calibration in (0, 1), l2 > 0")
+        try:
+            check_groups(p.features)
+        except InputError as exc:
+            raise err("policy.features", str(exc)) from None
+        if not p.shares or any(not 0 <= s <= 1 for s in p.shares):
+            raise err("policy.shares", f"shares of thinking queries from 0 to 1, got {p.shares}")
+        if p.share > 1 or (0 > p.share != -1):
+            raise err("policy.share", f"a share from 0 to 1, or -1 (choose on validation), got {p.share}")
+        if p.share < 0 and not any(d.validation.queries for d in self.train_data):
+            raise err("policy.share", "o1-auto chooses its share on validation queries, and no training set has "
+                      "any (train_data.N.validation.queries): give them, or a fixed policy.share")
+        if self.auto_k() > self.thinking.n_thoughts:
+            raise err("thinking.n_thoughts", f"o1-auto thinks with k = {self.auto_k()} > n_thoughts")
 
     @staticmethod
     def dataset_name(entry: TrainSet | EvalSet) -> str:

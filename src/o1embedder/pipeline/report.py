@@ -8,11 +8,14 @@ from typing import Any
 
 from ..formats import atomic_write, write_json
 from ..log import get_logger
+from . import auto
+from .plot import plot
 from .recipe import THINK_SYSTEM, Recipe
+from .stats import paired_difference
 
 logger = get_logger(__name__)
 SYSTEM_ORDER = ("base", "contrastive-only", "contrastive-only+thoughts", "contrastive-only+o1-thoughts",
-                "o1-no-think", "o1-think-k", "o1-rl-no-think", "o1-rl-think-k")
+                "o1-no-think", "o1-think-k", "o1-auto", "o1-rl-no-think", "o1-rl-think-k")
 """Report order after the retrievers (``o1[-rl]-think-kN`` by N)."""
 
 
@@ -28,24 +31,6 @@ def _datasets(results: list[Any]) -> list[str]:
     """The datasets of some results (objects or report rows), in the order they first appear."""
     names = [r["dataset"] if isinstance(r, dict) else r.dataset for r in results]
     return list(dict.fromkeys(names))
-
-
-def paired_difference(a: dict[str, float], b: dict[str, float], *, resamples: int = 2000,
-                      seed: int = 0) -> dict[str, float]:
-    """Mean per-query nDCG@10 difference ``a - b`` with a 95 % paired bootstrap interval.
-
-    The sets hold 80-323 queries, so differences of a point or two are within noise; the interval
-    says which verdicts the data can carry.
-    """
-    import numpy as np
-
-    qids = sorted(set(a) & set(b))
-    diff = np.array([a[q] - b[q] for q in qids])
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": round(float(diff.mean()), 4), "ci95": [round(float(low), 4), round(float(high), 4)],
-            "queries": len(qids)}
 
 
 TOLERANCE = 0.01
@@ -221,7 +206,7 @@ def write_reports(recipe: Recipe, report: dict[str, Any]) -> dict[str, Any]:
     full = {"title": recipe.title,
             "results": [r.row() for r in split["test"]], "validation_results": [r.row() for r in split["validation"]],
             "goals": goals(split["test"], experts), "validation_goals": goals(split["validation"], experts),
-            "rl_effect": rl_effect(split["test"], experts),
+            "rl_effect": rl_effect(split["test"], experts), "auto": auto.summary(found, recipe.auto_k()),
             "validation_rl_effect": rl_effect(split["validation"], experts),
             **report, **_collect(recipe),
             "examples": examples(recipe, first), "recipe": to_dict(recipe), "verdict_rule": VERDICT_RULE}
@@ -229,7 +214,7 @@ def write_reports(recipe: Recipe, report: dict[str, Any]) -> dict[str, Any]:
     write_json(root / "report.json", full)
     with atomic_write(root / "report.md") as handle:
         handle.write(markdown(full))
-    _plot(full["results"] or full["validation_results"], root / "report.png")
+    plot(_sorted(full["results"] or full["validation_results"]), root / "report.png", system_rank)
     return full
 
 
@@ -270,6 +255,7 @@ def markdown(report: dict[str, Any]) -> str:
                 parts.append(f"| {split} | {e['expert']} | {e['dataset']} | {e['path']} | {e['sft']:.4f} | "
                              f"{e['rl']:.4f} | {d['mean']:+.4f} [{d['ci95'][0]:+.3f}, {d['ci95'][1]:+.3f}] |")
         parts.append("")
+    parts += auto.markdown(report.get("auto") or [])
     lat = report.get("latency_ms") or {}
     if lat:
         parts += ["## Latency per query (one query at a time)", "",
@@ -293,33 +279,3 @@ def _loss(value: Any) -> str:
     """A held-out loss as written in thought_lm.json (a number, or a record with ``loss``)."""
     value = value.get("loss") if isinstance(value, dict) else value
     return "-" if value is None else f"{value:.4f}"
-
-
-def _plot(rows: list[dict[str, Any]], path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        logger.warning("matplotlib not installed: no report.png")
-        return
-    rows = _sorted(rows)
-    datasets = _datasets(rows)
-    if not datasets:
-        return
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6.5 * len(datasets), 5), sharey=True, squeeze=False)
-    axes = axes[0]
-    for ax, dataset in zip(axes, datasets, strict=True):
-        mine = [r for r in rows if r["dataset"] == dataset]
-        labels = [r["system"] + ("" if r["expert"] == "-" else f" ({r['expert']})") for r in mine]
-        color = ["#999999" if system_rank(r["system"])[0] == 0 or r["system"] == "base" else
-                 "#d98c3a" if r["system"].startswith("contrastive") else "#4a7ab0" for r in mine]
-        ax.barh(range(len(mine)), [r["ndcg@10"] for r in mine], color=color)
-        ax.set_yticks(range(len(mine)), labels, fontsize=8)
-        ax.set_title(f"{dataset} {mine[0]['split'] if mine else ''} nDCG@10")
-    axes[0].invert_yaxis()                     # shared: inverting each axis would undo it
-    fig.tight_layout()
-    with atomic_write(path, "wb") as handle:
-        fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)

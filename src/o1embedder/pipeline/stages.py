@@ -63,7 +63,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "refine": ("committee.policy", "committee.max_length", "device"),
     "train": _TRAINING,
     "rl": ("rl.steps", "rl.rows_per_step", "rl.samples", "rl.rollout_temperature", "rl.learning_rate",
-           "rl.kl_coef", "rl.contrastive_weight", "training.group_size", "training.temperature",
+           "rl.kl_coef", "rl.contrastive_weight", "rl.resample", "training.group_size", "training.temperature",
            "thinking.max_new_tokens", *_ADAPTER,
            "training.mixed_precision", "seed", "device", "dtype"),
     "index-o1": ("training.passage_tokens", "indexing.batch_size", "device", "dtype"),
@@ -73,6 +73,9 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "thoughts": _THINK,
     "result": ("device", "dtype"),
     "latency": ("latency.queries", *_THINK),
+    "policy": ("policy.rows", "policy.negatives", "policy.sample", "policy.calibration", "policy.features",
+               "policy.l2", *_THINK, "seed"),
+    "auto-share": ("policy.shares", "policy.share"),
 }
 """Stage kind -> the recipe settings it depends on itself (its inputs carry the rest; a stage adds the
 entries of the recipe's lists it reads through ``settings=``)."""

@@ -8,7 +8,9 @@ used, and rebuilt when they differ; every result records which model, index and 
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -17,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError
+from ..formats import write_json
 from ..resume import model_fingerprint
-from . import data, evaluate, experts
+from . import auto, data, evaluate, experts
 from .evaluate import Result
 from .stages import Run, Stage, data_digest, resolved_device
 
@@ -123,13 +126,16 @@ def _paths(run: Run, name: str, bolted: dict[str, Any]) -> list[tuple[str, str, 
     prefix = "o1-rl" if rl else "o1"
     expert = name.removeprefix(f"{prefix}-")
     out = [(f"{prefix}-no-think", expert, "no-think", None)] if recipe.wants(f"{prefix}-no-think") else []
-    return out + [(f"{prefix}-think-k{k}", expert, f"k{k}", name) for k in recipe.k_values(rl=rl)]
+    out += [(f"{prefix}-think-k{k}", expert, f"k{k}", name) for k in recipe.k_values(rl=rl)]
+    return out + ([("o1-auto", expert, "auto", name)] if not rl and recipe.wants("o1-auto") else [])
 
 
 def _needs(run: Run, q: Queries, kind: str, payload: Any) -> list[Stage]:
     """The stages a query path reads besides its model and index: thoughts, or the expert's."""
     if kind == "o1-ids" or (kind.startswith("k") and kind[1:].isdigit()):
         return [_thoughts_stage(run, q, payload)]
+    if kind == "auto":
+        return [_thoughts_stage(run, q, payload), share_stage(run, payload)]
     return [payload[1]] if kind == "given" else []
 
 
@@ -149,9 +155,12 @@ def _lm_systems(run: Run, q: Queries, name: str, bolted: dict[str, Any]) -> list
         hit = evaluate.cached(scored)
         if hit is None:
             loaded = loaded if loaded is not None else _load(run, name)
-            vectors, seconds = _vectors(run, loaded, q, kind, payload)
-            hit = evaluate.score_run(recipe, q.qs, system, expert, evaluate.search(idx, vectors), seconds,
-                                     scored, made, idx)
+            if kind == "auto":
+                hit = _auto_result(run, q, name, loaded, idx, (scored, made))
+            else:
+                vectors, seconds = _vectors(run, loaded, q, kind, payload)
+                hit = evaluate.score_run(recipe, q.qs, system, expert, evaluate.search(idx, vectors), seconds,
+                                         scored, made, idx)
         results.append(hit)
     return results
 
@@ -177,6 +186,97 @@ def _vectors(run: Run, model: Any, q: Queries, kind: str, payload: Any) -> tuple
         per_sample, _, seconds = _thoughts(run, q, payload, model)
         return evaluate.pool(per_sample, k), seconds if k == run.recipe.thinking.n_thoughts else None
     return vectors, time.perf_counter() - start
+
+
+# -- o1-auto (:mod:`.auto`) -------------------------------------------------------------------------------
+
+def _policy_stage(run: Run, name: str) -> Stage:
+    model = run.models[name]
+    return Stage(run.recipe, "policy", run.recipe.root / "policies" / name, name=f"policy-{name}",
+                 upstream=[model.stage, run.refined[name.removeprefix("o1-")]], inputs={"model": model.fingerprint})
+
+
+def _validation(run: Run, name: str) -> list[tuple[Queries, Stage]]:
+    """The validation query sets o1-auto chooses its share on, each with the model's index stage."""
+    if run.recipe.policy.share >= 0:
+        return []
+    model, out = run.models[name], []
+    for label, folder, split in data.query_sets(run.recipe, run.inputs, "validation"):
+        v = _queries(run, label, folder, split)
+        out.append((v, _index_stage(run, v, name, "index-o1", [model.stage], {"model": model.fingerprint})))
+    return out
+
+
+def share_stage(run: Run, name: str) -> Stage:
+    ups = [_policy_stage(run, name)]
+    for v, index_stage in _validation(run, name):
+        ups += [index_stage, _thoughts_stage(run, v, name)]
+    return Stage(run.recipe, "auto-share", run.recipe.root / "policies" / f"{name}.share.json",
+                 name=f"auto-share-{name}", upstream=ups)
+
+
+def _decider(run: Run, name: str, loaded: Any) -> auto.Decider:
+    made = _policy_stage(run, name)
+    rows = run.refined[name.removeprefix("o1-")].output
+    made.run(partial(auto.fit, run.recipe, name, loaded, rows, made.output))
+    return auto.Decider.load(made.output)
+
+
+def _answers(run: Run, q: Queries, name: str, loaded: Any, decider: auto.Decider, idx: Any) -> auto.Answers:
+    per_sample, _, _ = _thoughts(run, q, name, loaded)
+    return auto.answers(loaded, decider, q.qs.queries, q.qs.qrels, idx, evaluate.pool(per_sample, run.recipe.auto_k()),
+                        evaluate.DEPTH + 1, batch_size=run.recipe.indexing.batch_size)
+
+
+def auto_share(run: Run, name: str, loaded: Any) -> dict[str, Any]:
+    """The model's target share and threshold: ``policy.share``, or chosen on the validation sets."""
+    recipe, model = run.recipe, run.models[name]
+    made = share_stage(run, name)
+    if not made.fresh():
+        decider = _decider(run, name, loaded)
+
+        def choose() -> None:
+            if recipe.policy.share >= 0:
+                chosen = {"share": recipe.policy.share, "threshold": decider.threshold(recipe.policy.share), "table": []}
+            else:
+                sets = [_answers(run, v, name, loaded, decider, evaluate.index(
+                    recipe, str(model.path), v.qs.corpus, index_stage, model.fingerprint, source=v.folder))
+                    for v, index_stage in _validation(run, name)]
+                chosen = auto.choose_share(decider, sets, recipe.policy.shares)
+            write_json(made.output, auto.finite(chosen))
+        made.run(choose)
+    return json.loads(made.output.read_text(encoding="utf-8"))
+
+
+def auto_search(run: Run, name: str, model: Any, where: tuple[str, Path, str]) -> Callable[[str], Any]:
+    """One query's ``o1-auto`` search as a user runs it (``think="auto"`` at the chosen threshold, over the
+    model's index of the query set ``where``: name, folder, split), for the latency stage."""
+    from ..retrieval.encoders import O1Encoder
+    from ..retrieval.search import DenseRetriever
+
+    threshold = float(auto_share(run, name, model)["threshold"])
+    decider = _decider(run, name, model)
+    q, made = _queries(run, *where), run.models[name]
+    index_stage = _index_stage(run, q, name, "index-o1", [made.stage], {"model": made.fingerprint})
+    idx = evaluate.index(run.recipe, str(made.path), q.qs.corpus, index_stage, made.fingerprint, source=q.folder)
+    retriever = DenseRetriever(O1Encoder(model, cache_dir=False), idx)
+    if decider.policy is None or math.isinf(threshold):
+        always = bool(decider.constant) if decider.policy is None else threshold < 0
+        return lambda text: retriever.search([text], 10, think=always)
+    model.think_policy = decider.policy
+    return lambda text: retriever.search([text], 10, think="auto", think_threshold=threshold)
+
+
+def _auto_result(run: Run, q: Queries, name: str, loaded: Any, idx: Any, stages: tuple[Stage, Stage]) -> Result:
+    """The ``o1-auto`` row of one query set (:mod:`.auto`), with its think share and curves."""
+    chosen = auto_share(run, name, loaded)
+    a = _answers(run, q, name, loaded, _decider(run, name, loaded), idx)
+    thinks = auto.decide(a, float(chosen["threshold"]))
+    extra = {"think_share": round(float(thinks.mean()), 4), "target_share": chosen["share"],
+             "threshold": chosen["threshold"], "curves": auto.curves(a),
+             "thought_queries": [q for q, t in zip(a.qids, thinks, strict=True) if t]}
+    return evaluate.score_run(run.recipe, q.qs, "o1-auto", name.removeprefix("o1-"), auto.composed(a, thinks), None,
+                              *stages, idx, extra=extra)
 
 
 def _expert_thoughts(run: Run, q: Queries) -> dict[str, tuple[dict[str, str], Stage]]:

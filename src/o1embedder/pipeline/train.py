@@ -153,6 +153,7 @@ def rl_config(recipe: Recipe, model: Path, rows: Path, out: Path) -> Any:
         samples=r.samples, group_size=t.group_size, rollout_temperature=r.rollout_temperature,
         max_new_tokens=recipe.thinking.max_new_tokens, temperature=t.temperature, kl_coef=r.kl_coef,
         contrastive_weight=r.contrastive_weight, learning_rate=r.learning_rate, mixed_precision=t.mixed_precision,
+        resample=r.resample,
         save_steps=r.save_steps, seed=recipe.seed, device=resolved_device(recipe.device),
         adapter=replace(t.adapter, dropout=0.0))
 

@@ -29,10 +29,18 @@ from .config import RLConfig
 FREE_SETTINGS = frozenset({"out", "save_steps", "export_merged", "device", "model", "data", "logprob_chunk"})
 
 
+LATER_SETTINGS = {"resample": 0}
+"""Settings added after RL runs were first recorded: a run recorded before them (it ran as their
+defaults do) still resumes."""
+
+
 def run_record(config: RLConfig) -> Record:
     """What a checkpoint, ``OUT/final`` and ``OUT`` are made from: every setting that shapes the
     numbers, and the fingerprints of the starting model and the data file."""
     settings = {k: v for k, v in config.to_dict().items() if k not in FREE_SETTINGS}
+    for key, default in LATER_SETTINGS.items():     # added later: recorded only away from the default
+        if settings.get(key) == default:
+            settings.pop(key)
     return resume.run_record("rl", settings, model=config.model, data=config.data)
 
 

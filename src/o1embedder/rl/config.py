@@ -42,6 +42,8 @@ class RLConfig:
     rollout_temperature: float = setting("sampling temperature of the rollouts", 0.7)
     rollout_top_p: float = setting("nucleus mass of the rollouts", 1.0)
     max_new_tokens: int = setting("thought budget of a rollout (EOS appended when it runs out)", 48)
+    resample: int = setting("rounds of drawing a row's G thoughts again while they are all the same (identical "
+                            "thoughts get equal rewards, so the row has no advantage and no gradient); 0: off", 0)
     reward: Reward = setting("logprob (log-probability of the positive under the InfoNCE softmax at "
                              "temperature) or rr (reciprocal rank of the positive)", "logprob")
     temperature: float = setting("InfoNCE temperature of the reward and of the contrastive term (reference)", 0.02)
@@ -95,6 +97,8 @@ class RLConfig:
                              f"got {self.mixed_precision!r}")
         if self.max_new_tokens < 1:
             raise InputError("max_new_tokens must be >= 1")
+        if not isinstance(self.resample, int) or self.resample < 0:
+            raise InputError(f"resample must be an integer >= 0, got {self.resample!r}")
         if not isinstance(self.logprob_chunk, int) or self.logprob_chunk < 0:
             raise InputError(f"logprob_chunk must be an integer >= 0 (0: automatic), got {self.logprob_chunk!r}")
         if self.dtype == "auto":

@@ -34,6 +34,8 @@ class Rollout:
     vectors: torch.Tensor
     """[B*G, H] one-pass vectors at ``<emb>`` (normalised as the model normalises)."""
     texts: list[str]
+    identical: tuple[int, int] = (0, 0)
+    """Rows whose samples were all the same before any redraw, and after the last (``resample``)."""
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -45,22 +47,44 @@ def rollout_seed(seed: int, step: int) -> int:
     return int.from_bytes(hashlib.sha256(f"o1emb-rl|{seed}|{step}".encode()).digest()[:4], "little")
 
 
+def identical_groups(ids: Sequence[Sequence[Sequence[int]]]) -> list[int]:
+    """The queries whose sampled thoughts (per query, per sample: token ids) are all the same."""
+    return [i for i, group in enumerate(ids) if len({tuple(t) for t in group}) == 1]
+
+
 def sample_thoughts(o1: Any, queries: Sequence[str], *, samples: int, temperature: float, top_p: float,
-                    max_new_tokens: int, seed: int) -> Rollout:
-    """Think ``samples`` times per query with ``o1`` (its current weights) and keep ids and vectors."""
+                    max_new_tokens: int, seed: int, resample: int = 0) -> Rollout:
+    """Think ``samples`` times per query with ``o1`` (its current weights) and keep ids and vectors.
+
+    ``resample``: up to that many more rounds, the queries whose samples are all the same think again
+    with the next round's seed, and a redraw whose samples differ replaces them (a row of identical
+    thoughts has equal rewards: no advantage, no gradient). The draws stay keyed per (seed, round,
+    query, sample), so a resumed run redraws exactly as the unbroken one. ``Rollout.identical`` counts
+    such rows before the first redraw and after the last."""
     queries = list(queries)
-    found = o1.think(queries, n_thoughts=samples, temperature=temperature, top_p=top_p,
-                     max_new_tokens=max_new_tokens, seed=seed, embed=True, batch_size=len(queries),
-                     show_progress=False)
-    ids = [t for per_query in found.ids for t in per_query]
+    think = {"n_thoughts": samples, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
+             "embed": True, "show_progress": False}
+    found = o1.think(queries, seed=seed, batch_size=len(queries), **think)
+    per_ids, per_vectors, per_texts = list(found.ids), list(found.vectors), list(found.texts)
+    alike = identical_groups(per_ids)
+    first = len(alike)
+    for round_ in range(1, resample + 1):
+        if not alike:
+            break
+        again = o1.think([queries[i] for i in alike], seed=rollout_seed(seed, round_), batch_size=len(alike), **think)
+        for j, i in enumerate(alike):
+            if len({tuple(t) for t in again.ids[j]}) > 1:
+                per_ids[i], per_vectors[i], per_texts[i] = again.ids[j], again.vectors[j], again.texts[j]
+        alike = identical_groups(per_ids)
+    ids = [t for per_query in per_ids for t in per_query]
     budgets = [min(max_new_tokens, o1.template.thought_budget(len(o1.template.query_prompt_ids(q))))
                for q in queries for _ in range(samples)]
     # the Thinker stops a row at EOS or when its budget is spent, so a thought shorter than its
     # budget ended with a sampled EOS
     sampled_eos = [len(t) < b for t, b in zip(ids, budgets, strict=True)]
-    vectors = torch.from_numpy(np.ascontiguousarray(found.vectors.reshape(len(ids), -1)))
-    texts = [t for per_query in found.texts for t in per_query]
-    return Rollout(queries, samples, ids, sampled_eos, vectors, texts)
+    vectors = torch.from_numpy(np.ascontiguousarray(np.stack(per_vectors).reshape(len(ids), -1)))
+    texts = [t for per_query in per_texts for t in per_query]
+    return Rollout(queries, samples, ids, sampled_eos, vectors, texts, (first, len(alike)))
 
 
 @dataclass

@@ -43,7 +43,8 @@ def rl_step(parts: RLParts, optimizer: Any, scheduler: Any, step: int) -> dict[s
     with amp:
         rollout = sample_thoughts(parts.o1, queries, samples=config.samples,
                                   temperature=config.rollout_temperature, top_p=config.rollout_top_p,
-                                  max_new_tokens=config.max_new_tokens, seed=rollout_seed(config.seed, step))
+                                  max_new_tokens=config.max_new_tokens, seed=rollout_seed(config.seed, step),
+                                  resample=config.resample)
     rollout_seconds = time.perf_counter() - began
     batch = to_device(policy_batch(parts.template, rollout, parts.o1.tokenizer.pad_token_id), device)
     d_ids, d_mask = d_ids.to(device), d_mask.to(device)
@@ -81,6 +82,7 @@ def rl_step(parts: RLParts, optimizer: Any, scheduler: Any, step: int) -> dict[s
     every = distributed.all_gather_no_grad(rewards)        # the step's rewards on all ranks, for the log
     return {**totals, "reward_mean": float(every.mean()), "reward_std": float(every.std()),
             "zero_variance": objective.zero_variance_fraction(every, config.samples),
+            "identical_before": rollout.identical[0] / len(queries), "identical_after": rollout.identical[1] / len(queries),
             "thought_tokens": float(rollout.lengths.mean()), "lr": float(scheduler.get_last_lr()[0]),
             "rollout_seconds": rollout_seconds}
 
