@@ -77,7 +77,7 @@ def test_thresholds_of_share_0_and_1_survive_strict_json() -> None:
 
 
 def _recipe(**policy) -> Recipe:
-    r = Recipe(systems=["o1-no-think", "o1-auto"], eval_data=[], splits=["validation"],
+    r = Recipe(systems=["o1-no-think", "o1-auto"], eval_data=[], splits=["validation"], retrievers={"bm25": "bm25"},
                train_data=[TrainSet(path="x")])
     r.experts = []
     for key, value in policy.items():
