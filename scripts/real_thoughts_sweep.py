@@ -2,14 +2,16 @@
 tried on its validation queries only (docs/real.md, "Choosing how the models think").
 
     python scripts/real_thoughts_sweep.py --out o1emb-real [--recipe recipes/smollm2-beir.yaml]
-        [--models o1-paper o1-informed] [--grid default]
+        [--models o1-paper o1-informed] [--grid default | --settings '[{"exit_eps": 0.01}]'] [--split test]
 
 For every O1 model and validation set of the run (``OUT/data/validation.json``): the model thinks k
 times per query with the recipe's sampling settings plus each decoding setting of the grid (repetition
 penalty, no-repeat n-grams, early exit on a converged vector), its mean-pooled vector searches the
 model's own index of the run, and the row reports nDCG@10, the mean thought length (tokens, and share
 of the budget), the seconds, and the paired difference to today's decoding (95 % bootstrap interval).
-Writes ``OUT/thoughts-sweep.json`` (each setting's row) and prints a table. Nothing of the run changes.
+``--split test`` measures settings chosen there on the test queries (``--settings``: a JSON list of
+settings; today's decoding is always the first row). Writes ``OUT/thoughts-sweep-SPLIT.json`` (each
+setting's row) and prints a table. Nothing of the run changes.
 """
 
 from __future__ import annotations
@@ -51,7 +53,10 @@ def main() -> None:
     parser.add_argument("--recipe", default="recipes/smollm2-beir.yaml")
     parser.add_argument("--models", nargs="+", default=None, help="default: every o1-EXPERT model of the recipe")
     parser.add_argument("--grid", default="default", choices=sorted(GRID))
+    parser.add_argument("--settings", default=None, help="a JSON list of decoding settings instead of the grid")
+    parser.add_argument("--split", default="validation", choices=["validation", "test"])
     args = parser.parse_args()
+    grid = [{}, *json.loads(args.settings)] if args.settings else GRID[args.grid]
     out = Path(args.out)
     recipe = load_recipe(args.recipe, [f"out={out}"])
     inputs = prepare(recipe)
@@ -62,12 +67,12 @@ def main() -> None:
     for name in args.models or [f"o1-{e}" for e in recipe.expert_names()]:
         model = O1Embedder.from_pretrained(out / "models" / name / "final", device=resolved_device(recipe.device),
                                            dtype=recipe.dtype)
-        for label, folder, split in data.query_sets(recipe, inputs, "validation"):
+        for label, folder, split in data.query_sets(recipe, inputs, args.split):
             qs = data.query_set(recipe, inputs, label, folder, split)
             idx = load_index(out / "indexes" / qs.dataset / name, expect_fingerprint=model.fingerprint())
             qids, texts = list(qs.queries), list(qs.queries.values())
             baseline = None
-            for setting in GRID[args.grid]:
+            for setting in grid:
                 start = time.perf_counter()
                 found = model.think(texts, **sampling, **setting, batch_size=t.batch_size, show_progress=False)
                 seconds = time.perf_counter() - start
@@ -84,7 +89,7 @@ def main() -> None:
                 print(f"{name:<12} {qs.dataset:<10} {json.dumps(row['setting']):<48} nDCG@10 {row['ndcg@10']:.4f} "
                       f"({d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}])  tokens {row['mean_tokens']:5.1f} "
                       f"({100 * row['budget_share']:.0f} %)  {seconds:.0f}s", flush=True)
-    (out / "thoughts-sweep.json").write_text(json.dumps(rows, indent=2))
+    (out / f"thoughts-sweep-{args.split}.json").write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

@@ -37,13 +37,24 @@ class Fixed:
 def test_the_share_is_the_best_on_validation_and_the_smaller_on_a_tie() -> None:
     # q0 gains from thinking (0 -> 1), q1 loses (1 -> 0), q2 and q3 do not change
     a = _answers([0.9, 0.1, 0.5, 0.4], [0.0] * 4, [0.0, 1.0, 0.5, 0.5], [1.0, 0.0, 0.5, 0.5])
+    # the fitting rows' calibration (0.9 ... 0.05) would put 0.6 at threshold 0.375 (3 of 4 think); the
+    # shares are thresholds over the validation queries' own probabilities instead: 0.9, 0.5, 0.4, 0.1
     decider = auto.Decider(Fixed([0.9, 0.6, 0.45, 0.3, 0.05]), None)
     chosen = auto.choose_share(decider, [a], [0.0, 0.2, 0.4, 0.6, 1.0])
     table = {r["share"]: r["ndcg@10"] for r in chosen["table"]}
-    # 0.2: threshold 0.75 -> q0 thinks; 0.4: 0.525 -> q0; 0.6: 0.375 -> q0, q2, q3; 1.0: all (q1 loses)
+    # 0.2: threshold 0.7 -> q0 thinks; 0.4 and 0.6 (2 of 4): 0.45 -> q0, q2; 1.0: all (q1 loses)
     assert table == pytest.approx({0.0: 0.5, 0.2: 0.75, 0.4: 0.75, 0.6: 0.75, 1.0: 0.5})
-    assert chosen["share"] == 0.2 and chosen["threshold"] == pytest.approx(0.75)
-    assert [r["thought"] for r in chosen["table"]] == pytest.approx([0.0, 0.25, 0.25, 0.75, 1.0])
+    assert chosen["share"] == 0.2 and chosen["threshold"] == pytest.approx(0.7)
+    assert [r["thought"] for r in chosen["table"]] == pytest.approx([0.0, 0.25, 0.5, 0.5, 1.0])
+    assert chosen["validation_queries"] == 4
+
+
+def test_a_validation_share_thinks_for_that_share_of_the_validation_queries() -> None:
+    rng = np.random.default_rng(0)
+    sets = [_answers(list(rng.random(n)), [0.0] * n, [0.5] * n, [0.5] * n) for n in (40, 60)]
+    decider = auto.Decider(Fixed([0.99, 0.98, 0.97, 0.2]), None)     # fitting rows far above new queries
+    chosen = auto.choose_share(decider, sets, [0.1, 0.3, 0.5])
+    assert [r["thought"] for r in chosen["table"]] == pytest.approx([0.1, 0.3, 0.5], abs=1e-9)
 
 
 def test_composition_takes_each_querys_answer_from_its_decision() -> None:

@@ -113,6 +113,18 @@ def check_threshold(threshold: Any) -> float:
     return float(threshold)
 
 
+def share_threshold(probabilities: Any, share: float) -> float:
+    """The probability threshold at which ``share`` of these queries think (``probabilities`` in any
+    order; :meth:`ThinkPolicy.threshold_for_share` over its calibration queries). A query thinks when
+    its probability >= it."""
+    c, share = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1], check_share(share)
+    m = int(math.floor(share * len(c) + 0.5))
+    if m <= 0:
+        return math.inf
+    if m >= len(c):
+        return -math.inf
+    return float((c[m - 1] + c[m]) / 2)
+
 @dataclass(eq=False)
 class ThinkPolicy:
     """Logistic regression: P(thinking retrieves the positive better) = sigmoid(((x - mean) / scale) . weights + bias)."""
@@ -174,13 +186,7 @@ class ThinkPolicy:
         """The probability threshold at which ``share`` of the calibration queries think: with n of them
         and m = round(share * n), the midpoint between the m-th and (m+1)-th highest scores (``inf``
         for m = 0: never; ``-inf`` for m = n: always). A query thinks when its probability >= it."""
-        c, share = self.calibration, check_share(share)
-        m = int(math.floor(share * len(c) + 0.5))
-        if m <= 0:
-            return math.inf
-        if m >= len(c):
-            return -math.inf
-        return float((c[m - 1] + c[m]) / 2)
+        return share_threshold(self.calibration, share)
 
     def share_at(self, threshold: float) -> float:
         """The share of the calibration queries that think at ``threshold``."""

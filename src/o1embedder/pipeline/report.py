@@ -259,7 +259,8 @@ def markdown(report: dict[str, Any]) -> str:
     lat = report.get("latency_ms") or {}
     if lat:
         parts += ["## Latency per query (one query at a time)", "",
-                  f"{lat['model']} ({lat['dtype']}): " + ", ".join(f"{k} {v} ms" for k, v in lat["per_query_ms"].items()),
+                  f"{lat['model']} ({lat['dtype']}, {lat.get('dataset', '')} queries), median / mean: " + ", ".join(
+                      f"{k} {v} / {(lat.get('mean_ms') or {}).get(k, '-')} ms" for k, v in lat["per_query_ms"].items()),
                   ""]
     parts += ["## Costs", "", "| stage | seconds (each run) |", "|---|---|"]
     parts += [f"| {k} | {', '.join(map(str, v))} |" for k, v in report["stage_seconds"].items()]
