@@ -21,23 +21,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from demo_seeds import run_demo  # noqa: E402  (a sibling script: one demo per seed, reused when finished)
+
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-
-
-def run_demo(out: Path, seed: int, *flags: str) -> dict[str, Any]:
-    report = out / "report.json"
-    if not report.is_file():
-        cmd = [sys.executable, "-m", "o1embedder", "demo", "--seed", str(seed), "--out", str(out), *flags]
-        print("+", " ".join(cmd), flush=True)
-        subprocess.run(cmd, check=True)
-    return json.loads(report.read_text())
 
 
 def ndcg(report: dict[str, Any]) -> dict[str, float]:
