@@ -52,6 +52,17 @@ def test_the_paper_recipe_plans_every_stage_and_fetches_nothing(tmp_path: Path,
     assert not list(tmp_path.iterdir())                           # a plan fetches nothing
 
 
+
+def test_a_plan_names_the_thought_controls_it_was_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("pipeline", str(RECIPES / "paper.yaml"), "--plan", "--data", str(tmp_path))
+    code, plain, err = _run(capsys, *args)
+    assert code == 0, err
+    assert "early exit" not in plain and "repetition penalty" not in plain
+    code, out, err = _run(capsys, *args, "--set", "thinking.exit_eps=0.05", "--set", "thinking.no_repeat_ngram_size=3")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if "evaluate-test" in x)
+    assert line.endswith("no repeated 3-grams, early exit 0.05 (every 8 tokens, 2 in a row)"), line
+
 @pytest.fixture(scope="module")
 def smollm2_data() -> Path:
     """The real data and the packages recipes/smollm2-beir.yaml names (skipped when absent, unless

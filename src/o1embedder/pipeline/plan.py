@@ -126,11 +126,16 @@ def plan(recipe: Recipe) -> str:
             stages.append((f"policy-o1-{e}", f"when-to-think policy ({p.features}) fitted on <= {p.rows} of its "
                                              f"training rows x {p.negatives} negatives; {share}"))
     index = f"torchrun x {recipe.indexing.processes}" if recipe.indexing.processes > 1 else "one process"
+    th = recipe.thinking
+    control = "".join([f", repetition penalty {th.repetition_penalty:g}" if th.repetition_penalty != 1 else "",
+                       f", no repeated {th.no_repeat_ngram_size}-grams" if th.no_repeat_ngram_size else "",
+                       f", early exit {th.exit_eps:g} (every {th.exit_every} tokens, {th.exit_patience} in a row)"
+                       if th.exit_eps else ""])
     for split in recipe.splits:
         sets = len(recipe.eval_data) if split == "test" else sum(1 for e in recipe.train_data if e.validation.queries)
         stages.append((f"evaluate-{split}", f"{sets} set(s) x systems {', '.join(recipe.systems)}; LM indexes "
                                             f"{t.passage_tokens} tokens a passage ({index}); thinking "
-                                            f"{recipe.thinking.n_thoughts} thoughts, <= {recipe.thinking.max_new_tokens} tokens"))
+                                            f"{th.n_thoughts} thoughts, <= {th.max_new_tokens} tokens{control}"))
     if recipe.latency.queries:
         stages.append(("latency", f"{recipe.latency.queries} queries one at a time"))
     stages.append(("report", f"{recipe.out}/report.json, report.md, report.png"))
