@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
     "committee": {"retrieval", "formats", "journal"},
     "evaluation": {"retrieval", "formats"},
     "serving": {"model", "retrieval", "formats"},
-    "integrations": {"model"},
+    "integrations": {"model", "retrieval"},
     "rl": {"model", "losses", "training", "distributed", "formats", "templates", "checkpoints", "resume"},
     "toy": {"formats"},
     "world": {"formats", "synthesis"},

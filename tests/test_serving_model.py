@@ -108,7 +108,13 @@ def test_openai_client_gets_the_in_process_vectors(tiny_qwen) -> None:
     app = create_app(tiny_qwen, settings=ServeSettings(model_id="tiny-o1", api_key="k-1"))
     with app_server(app) as url:
         client = openai.OpenAI(base_url=url + "/v1", api_key="k-1", max_retries=0)
-        assert [m.id for m in client.models.list()] == ["tiny-o1"]
+        assert [m.id for m in client.models.list()] == ["tiny-o1", "tiny-o1:query"]
+        # a plain client (no extra fields) gets thinking query vectors from the query id
+        by_id = client.embeddings.create(model="tiny-o1:query", input=QUERIES[:2])
+        with pytest.raises(openai.UnprocessableEntityError, match="input_type"):
+            client.embeddings.create(model="tiny-o1:query", input="x", extra_body={"input_type": "document"})
+        with pytest.raises(openai.NotFoundError, match="tiny-o1:query"):
+            client.embeddings.create(model="other", input="x")
         default = client.embeddings.create(model="tiny-o1", input=DOCS)                 # base64 on the wire
         as_float = client.embeddings.create(model="tiny-o1", input=DOCS, encoding_format="float")
         one = client.embeddings.create(model="tiny-o1", input=DOCS[0])
@@ -126,6 +132,9 @@ def test_openai_client_gets_the_in_process_vectors(tiny_qwen) -> None:
     for response in (default, as_float):
         assert np.array_equal(np.array([d.embedding for d in response.data], dtype=np.float32), docs)
     assert np.array_equal(np.array(one.data[0].embedding, dtype=np.float32), docs[0])
+    assert by_id.model == "tiny-o1:query"
+    assert np.array_equal(np.array([d.embedding for d in by_id.data], dtype=np.float32),
+                          tiny_qwen.encode_queries(QUERIES[:2]))          # the served (the model's) defaults
     expected_q = tiny_qwen.encode_queries(QUERIES[:2], **THINK)
     assert np.array_equal(np.array([d.embedding for d in queries.data], dtype=np.float32), expected_q)
     expected_plain = tiny_qwen.encode_queries(QUERIES[:2], think=False)

@@ -73,12 +73,12 @@ def create_app(model: EmbeddingModel, *, index: SearchIndex | None = None,
 
     @app.get("/v1/models", response_model=ModelList, responses=_ERRORS)
     async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [_card(settings.model_id)]}
+        return {"object": "list", "data": [_card(settings.model_id), _card(settings.model_id + QUERY_SUFFIX)]}
 
     @app.get("/v1/models/{model_id:path}", responses=_ERRORS)
     async def model_card(model_id: str) -> dict[str, Any]:
         _check_model(model_id, settings)
-        return _card(settings.model_id)
+        return _card(model_id)
 
     @app.post("/v1/embeddings", response_model=EmbeddingsResponse, responses=_ERRORS)
     async def embeddings(body: EmbeddingsRequest) -> Any:
@@ -125,10 +125,21 @@ def _card(model_id: str) -> dict[str, Any]:
     return {"id": model_id, "object": "model", "created": _CREATED, "owned_by": "o1embedder"}
 
 
-def _check_model(name: str | None, settings: ServeSettings) -> None:
-    if name is not None and name != settings.model_id:
-        raise ApiError(404, f"model {name!r} is not served here; this server serves {settings.model_id!r} "
-                       "(GET /v1/models)", type="not_found_error", param="model", code="model_not_found")
+QUERY_SUFFIX = ":query"
+"""``MODEL:query``, the served model's second id: ``/v1/embeddings`` with it embeds every input as a query
+(thinking with the served defaults), so plain OpenAI clients (LangChain's ``OpenAIEmbeddings``, a vector
+database's OpenAI embedding function), which send no ``input_type``, get thinking query vectors."""
+
+
+def _check_model(name: str | None, settings: ServeSettings) -> bool:
+    """``True`` when ``name`` is the query id (``MODEL:query``); a model not served here is a 404."""
+    if name is None or name == settings.model_id:
+        return False
+    if name == settings.model_id + QUERY_SUFFIX:
+        return True
+    raise ApiError(404, f"model {name!r} is not served here; this server serves {settings.model_id!r} (documents "
+                   f"and queries by input_type) and {settings.model_id + QUERY_SUFFIX!r} (queries; GET /v1/models)",
+                   type="not_found_error", param="model", code="model_not_found")
 
 
 def _check_text(text: str, settings: ServeSettings, param: str) -> None:
@@ -203,7 +214,11 @@ def _encode(vector: np.ndarray, encoding: str) -> list[float] | str:
 async def _embeddings(engine: Engine, settings: ServeSettings, body: EmbeddingsRequest) -> Any:
     from fastapi.responses import JSONResponse
 
-    _check_model(body.model, settings)
+    if _check_model(body.model, settings):             # MODEL:query: every input is a query
+        if "input_type" in body.model_fields_set and body.input_type != "query":
+            raise invalid(f"model {body.model!r} embeds queries; input_type 'document' asks for the other id "
+                          f"{settings.model_id!r}", "input_type")
+        body = body.model_copy(update={"input_type": "query"})
     texts = body.texts()
     if not texts:
         raise invalid("input is empty (send a string or a non-empty list of strings)", "input")
@@ -223,7 +238,7 @@ async def _embeddings(engine: Engine, settings: ServeSettings, body: EmbeddingsR
             item["thoughts"] = r.thoughts
         data.append(item)
     tokens = sum(r.tokens for r in results)
-    return JSONResponse({"object": "list", "data": data, "model": settings.model_id,
+    return JSONResponse({"object": "list", "data": data, "model": body.model or settings.model_id,
                          "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
 
 
