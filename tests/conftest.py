@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,19 @@ def require_package_file(spec: str, install: str) -> Path:
         pytest.skip(message)
     return path
 
+
+def require_module(name: str, install: str) -> Any:
+    """The imported module; skip when it is not installed, or fail under O1EMB_REQUIRE_DATA=1 (CI installs
+    every optional framework the tests exercise, pinned in constraints.txt)."""
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        message = f"{name} not installed ({install}): {exc}"
+        if os.environ.get("O1EMB_REQUIRE_DATA") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:

@@ -15,6 +15,7 @@ from o1embedder.errors import InputError
 from o1embedder.integrations.rag import O1Vectors
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
+from conftest import require_module  # noqa: E402
 from live_server import app_server  # noqa: E402
 
 THINK = {"n_thoughts": 2, "max_new_tokens": 6, "temperature": 0.7, "seed": 1}
@@ -41,7 +42,7 @@ def _sources(tiny_qwen, served) -> dict[str, dict]:
 
 @pytest.mark.parametrize("where", ["in-process", "served"])
 def test_langchain(tiny_qwen, served, where: str) -> None:
-    pytest.importorskip("langchain_core")
+    require_module("langchain_core", "pip install 'o1embedder[langchain]'")
     import asyncio
 
     from o1embedder.integrations.langchain import O1Embeddings
@@ -57,7 +58,7 @@ def test_langchain(tiny_qwen, served, where: str) -> None:
 
 @pytest.mark.parametrize("where", ["in-process", "served"])
 def test_llamaindex(tiny_qwen, served, where: str) -> None:
-    pytest.importorskip("llama_index.core")
+    require_module("llama_index.core", "pip install 'o1embedder[llamaindex]'")
     from o1embedder.integrations.llamaindex import O1LlamaIndexEmbedding
 
     docs, queries = _expected(tiny_qwen)
@@ -69,7 +70,7 @@ def test_llamaindex(tiny_qwen, served, where: str) -> None:
 
 @pytest.mark.parametrize("where", ["in-process", "served"])
 def test_haystack(tiny_qwen, served, where: str) -> None:
-    pytest.importorskip("haystack")
+    require_module("haystack", "pip install 'o1embedder[haystack]'")
     from haystack import Document
 
     from o1embedder.integrations.haystack import O1DocumentEmbedder, O1TextEmbedder
@@ -108,7 +109,37 @@ def test_bad_settings_and_missing_frameworks(tiny_qwen, monkeypatch) -> None:
     with pytest.raises(InputError, match="not both"):
         O1Vectors()
     for module, framework in (("langchain_core", "langchain"), ("llama_index", "llamaindex"), ("haystack", "haystack")):
-        monkeypatch.setitem(sys.modules, module, None)
+        for name in [m for m in sys.modules if m == module or m.startswith(module + ".")] or [module]:
+            monkeypatch.setitem(sys.modules, name, None)        # the framework and every submodule loaded
         monkeypatch.delitem(sys.modules, f"o1embedder.integrations.{framework}", raising=False)
         with pytest.raises(ImportError, match=rf"o1embedder\[{framework}\]"):
             __import__(f"o1embedder.integrations.{framework}")
+
+
+def test_plain_openai_clients_think_through_the_query_model_id(tiny_qwen, served) -> None:
+    """LangChain's OpenAIEmbeddings and the openai client, with no extra fields: the ``tiny:query`` id
+    gives the thinking query vectors of the served defaults (the model's), the plain id document vectors."""
+    langchain_openai = require_module("langchain_openai", "pip install langchain-openai")
+    openai = require_module("openai", "pip install openai")
+    queries, docs = tiny_qwen.encode_queries(QUERIES), tiny_qwen.encode_corpus(DOCS)
+    common = {"base_url": served + "/v1", "api_key": "k", "check_embedding_ctx_length": False, "max_retries": 0}
+    as_query = langchain_openai.OpenAIEmbeddings(model="tiny:query", **common)
+    assert np.allclose([as_query.embed_query(q) for q in QUERIES], queries, atol=1e-6)
+    as_docs = langchain_openai.OpenAIEmbeddings(model="tiny", **common)
+    assert np.allclose(as_docs.embed_documents(DOCS), docs, atol=1e-6)
+    client = openai.OpenAI(base_url=served + "/v1", api_key="k", max_retries=0)
+    got = client.embeddings.create(model="tiny:query", input=QUERIES)
+    assert np.allclose(np.array([d.embedding for d in got.data], dtype=np.float32), queries, atol=1e-6)
+    assert not np.allclose(queries, tiny_qwen.encode_queries(QUERIES, think=False), atol=1e-4)   # it did think
+
+
+def test_llamaindex_openai_embedding_thinks_through_the_query_model_id(tiny_qwen, served) -> None:
+    """LlamaIndex's own OpenAIEmbedding (llama-index-embeddings-openai), pointed at the server: the
+    ``:query`` id for queries, the plain id for documents, no extra fields."""
+    module = require_module("llama_index.embeddings.openai", "pip install llama-index-embeddings-openai")
+    common = {"api_base": served + "/v1", "api_key": "k", "max_retries": 0}
+    queries, docs = tiny_qwen.encode_queries(QUERIES), tiny_qwen.encode_corpus(DOCS)
+    as_query = module.OpenAIEmbedding(model_name="tiny:query", **common)
+    assert np.allclose([as_query.get_query_embedding(q) for q in QUERIES], queries, atol=1e-6)
+    as_docs = module.OpenAIEmbedding(model_name="tiny", **common)
+    assert np.allclose(as_docs.get_text_embedding_batch(DOCS), docs, atol=1e-6)

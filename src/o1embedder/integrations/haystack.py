@@ -12,6 +12,7 @@ BEIR record), else as its content. The options are :class:`~.rag.O1Vectors`'s. N
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from .rag import O1Vectors, missing
@@ -42,6 +43,6 @@ class O1DocumentEmbedder:
     def run(self, documents: list[Document]) -> dict[str, Any]:
         docs = [{"title": d.meta["title"], "text": d.content or ""} if (d.meta or {}).get("title") else (d.content or "")
                 for d in documents]
-        for document, vector in zip(documents, self.vectors.documents(docs), strict=True):
-            document.embedding = vector
-        return {"documents": documents}
+        # new Documents (Haystack's dataclasses are not to be changed in place)
+        return {"documents": [replace(d, embedding=v) for d, v in zip(documents, self.vectors.documents(docs),
+                                                                      strict=True)]}
