@@ -12,12 +12,16 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     assert blocks, "README lost its Python example"
     monkeypatch.chdir(tmp_path)
-    for block in blocks:
+    spaces = []
+    for block in blocks:                      # in order: a later block may use the model an earlier one saved
         code = block.replace("/tmp/o1-example", str(tmp_path / "o1-example"))
         namespace: dict = {}
         exec(compile(code, str(README), "exec"), namespace)
+        spaces.append(namespace)
     assert (tmp_path / "o1-example" / "o1embedder.json").is_file()
-    assert namespace["scores"].shape == (1, 2)
+    assert spaces[0]["scores"].shape == (1, 2)
+    if len(spaces) > 1:                       # "Use it from your RAG stack": a thinking query through LangChain
+        assert len(spaces[1]["vector"]) > 0 and spaces[1]["embeddings"].last_thoughts
 
 
 def test_readme_names_the_ci_test_command():
