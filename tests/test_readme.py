@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -16,7 +17,12 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     for block in blocks:                      # in order: a later block may use the model an earlier one saved
         code = block.replace("/tmp/o1-example", str(tmp_path / "o1-example"))
         namespace: dict = {}
-        exec(compile(code, str(README), "exec"), namespace)
+        try:
+            exec(compile(code, str(README), "exec"), namespace)
+        except ImportError as exc:            # a RAG framework not installed (make install has them; CI requires them)
+            if "o1embedder[" not in str(exc) or os.environ.get("O1EMB_REQUIRE_DATA") == "1":
+                raise
+            continue
         spaces.append(namespace)
     assert (tmp_path / "o1-example" / "o1embedder.json").is_file()
     assert spaces[0]["scores"].shape == (1, 2)
