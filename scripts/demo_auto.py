@@ -30,6 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from demo_seeds import run_demo  # noqa: E402  (a sibling script: one demo per seed, reused when finished)
 
+from o1embedder.pipeline.stats import paired_difference  # noqa: E402
+
 SHARES = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
@@ -40,14 +42,6 @@ def ndcg(report: dict[str, Any]) -> dict[str, float]:
 def kept(auto: float, never: float, always: float) -> float | None:
     """The share of the always-thinking gain over not thinking that ``auto`` keeps (None without a gain)."""
     return None if always - never <= 1e-12 else (auto - never) / (always - never)
-
-
-def paired(a: list[float], b: list[float], resamples: int = 4000, seed: int = 0) -> dict[str, Any]:
-    diff = np.asarray(a) - np.asarray(b)
-    means = diff[np.random.default_rng(seed).integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"mean": round(float(diff.mean()), 4), "ci95": [round(float(low), 4), round(float(high), 4)],
-            "queries": len(diff)}
 
 
 def policy(work: Path, seeds: list[int], keep: float) -> dict[str, Any]:
@@ -82,7 +76,7 @@ def policy(work: Path, seeds: list[int], keep: float) -> dict[str, Any]:
 
 
 def rl(work: Path, seeds: list[int], resample: int) -> dict[str, Any]:
-    rows, sft_all, rl_all = [], [], []
+    rows, sft_all, rl_all = [], {}, {}
     for s in seeds:
         out = work / f"seed{s}-rl-resample{resample}"
         report = run_demo(out, s, "--rl", "--rl-resample", str(resample))
@@ -90,14 +84,14 @@ def rl(work: Path, seeds: list[int], resample: int) -> dict[str, Any]:
         after = {r["query_id"]: r["think"]
                  for r in map(json.loads, (out / "per-query-o1-rl.jsonl").read_text().splitlines())}
         qids = sorted(sft)
-        sft_all += [sft[q] for q in qids]
-        rl_all += [after[q] for q in qids]
+        sft_all |= {f"{s}:{q}": sft[q] for q in qids}          # every seed's queries, pooled
+        rl_all |= {f"{s}:{q}": after[q] for q in qids}
         n = ndcg(report)
         mean = report["rl"].get("mean") or {}
         rows.append({"seed": s, "sft_think": n["o1-think"], "rl_think": n["o1-rl-think"],
                      "rl_minus_sft": round(n["o1-rl-think"] - n["o1-think"], 4),
                      "zero_variance": mean.get("zero_variance"), "identical_before": mean.get("identical_before")})
-    return {"resample": resample, "seeds": rows, "rl_minus_sft": paired(rl_all, sft_all),
+    return {"resample": resample, "seeds": rows, "rl_minus_sft": paired_difference(rl_all, sft_all, resamples=4000),
             "mean_zero_variance": float(np.mean([r["zero_variance"] for r in rows if r["zero_variance"] is not None]))}
 
 

@@ -33,9 +33,9 @@ GRID = {
 
 def ndcg_per_query(idx: Any, vectors: np.ndarray, qids: list[str], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
     from o1embedder.evaluation.metrics import evaluate_run
+    from o1embedder.pipeline.evaluate import DEPTH, run_of
 
-    hits = idx.search(np.asarray(vectors, np.float32), 101)
-    run = {q: dict([(d, s) for d, s in h if d != q][:100]) for q, h in zip(qids, hits, strict=True)}
+    run = run_of(qids, idx.search(np.asarray(vectors, np.float32), DEPTH + 1))
     return {q: v["ndcg@10"] for q, v in evaluate_run(qrels, run, k_values=(10,)).per_query.items()}
 
 

@@ -112,6 +112,7 @@ def answers(model: Any, decider: Decider, queries: dict[str, str], qrels: dict[s
     from ..evaluation.metrics import evaluate_run
     from ..model.policy import TOP_N
     from ..retrieval.encoders import O1Encoder
+    from .evaluate import run_of
 
     qids, texts = list(queries), list(queries.values())
     # the very call (and batches) of the o1-no-think row, so a query's no-thinking answer is that row's
@@ -128,7 +129,7 @@ def answers(model: Any, decider: Decider, queries: dict[str, str], qrels: dict[s
     margin = np.asarray([s[0] - s[1] if len(s) > 1 else np.inf for s in scores], dtype=np.float64)
 
     def ndcg(hits: list[list[tuple[str, float]]]) -> dict[str, float]:
-        run = {q: dict([(d, s) for d, s in h if d != q][:depth]) for q, h in zip(qids, hits, strict=True)}
+        run = run_of(qids, hits, depth)
         judged = {q: r for q, r in qrels.items() if q in run}
         return {q: v["ndcg@10"] for q, v in evaluate_run(judged, run, k_values=(10,)).per_query.items()}
 

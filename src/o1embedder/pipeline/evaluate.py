@@ -75,6 +75,11 @@ def cached(stage: Stage) -> Result | None:
     return Result(**json.loads(stage.output.read_text(encoding="utf-8"))) if stage.fresh() else None
 
 
+def run_of(qids: Any, hits: list[list[tuple[str, float]]], depth: int = DEPTH) -> dict[str, dict[str, float]]:
+    """A run for pytrec_eval: each query's top ``depth`` hits, its own id skipped as BEIR does."""
+    return {q: dict([(d, s) for d, s in found if d != q][:depth]) for q, found in zip(qids, hits, strict=True)}
+
+
 def score_run(recipe: Recipe, qs: QuerySet, system: str, expert: str, hits: list[list[tuple[str, float]]],
               seconds: float | None, stage: Stage, index_stage: Stage, index: Any,
               extra: dict[str, Any] | None = None) -> Result:
@@ -82,10 +87,7 @@ def score_run(recipe: Recipe, qs: QuerySet, system: str, expert: str, hits: list
     with its provenance, then its record."""
     from ..evaluation.metrics import evaluate_run
 
-    run = {}
-    for qid, found in zip(qs.queries, hits, strict=True):
-        run[qid] = dict([(d, s) for d, s in found if d != qid][:DEPTH])
-    metrics = evaluate_run(qs.qrels, run, k_values=(1, 10, 100))
+    metrics = evaluate_run(qs.qrels, run_of(qs.queries, hits), k_values=(1, 10, 100))
     made = {"model": index.manifest.get("fingerprint"), "index": index_stage.fingerprint,
             "record": stage.fingerprint, "settings": stage.record.lineage}
     result = Result(qs.dataset, qs.split, system, expert, metrics.aggregate,

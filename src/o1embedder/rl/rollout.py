@@ -73,7 +73,7 @@ def sample_thoughts(o1: Any, queries: Sequence[str], *, samples: int, temperatur
             break
         again = o1.think([queries[i] for i in alike], seed=rollout_seed(seed, round_), batch_size=len(alike), **think)
         for j, i in enumerate(alike):
-            if len({tuple(t) for t in again.ids[j]}) > 1:
+            if not identical_groups([again.ids[j]]):
                 per_ids[i], per_vectors[i], per_texts[i] = again.ids[j], again.vectors[j], again.texts[j]
         alike = identical_groups(per_ids)
     ids = [t for per_query in per_ids for t in per_query]
