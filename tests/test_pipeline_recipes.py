@@ -156,6 +156,22 @@ def test_print_config_prints_the_resolved_recipe(tmp_path: Path, tiny: str, caps
     assert not (tmp_path / "out").exists()
 
 
+def test_a_set_replaces_a_whole_list_of_sections(tmp_path: Path, tiny: str) -> None:
+    """``--set 'experts=[{...}]'`` (YAML text) builds the list's sections as the file would: a run with
+    one expert of a recipe's two reuses that expert's stages (scripts/real_variants.py does this)."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny)
+    recipe = load_recipe(path)
+    first = recipe.experts[0]
+    one = load_recipe(path, [f"experts=[{{name: {first.name}, model: {first.model}, prompt: {first.prompt}}}]"])
+    assert [type(e) for e in one.experts] == [type(first)] and one.experts[0].name == first.name
+    assert one.validate().expert_names() == (first.name,)
+    with pytest.raises(InputError, match=r"experts.0.*unknown setting 'nmae'"):
+        load_recipe(path, ["experts=[{nmae: x}]"])
+    with pytest.raises(InputError, match="experts.*YAML"):
+        load_recipe(path, ["experts=[{name: x"])
+
+
 # -- fetch --------------------------------------------------------------------------------------------
 def _zip(folder: Path, archive: Path, prefix: str, extra: dict[str, str] | None = None) -> str:
     """Zip a BEIR folder under ``prefix/`` (as BEIR publishes them); its ``file://`` URL."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InputError
 from .fields import _default, _hints, _is_section, _list_item
-from .types import _Wrong, coerce
+from .types import _parse_text, _Wrong, coerce
 
 
 @dataclass
@@ -60,6 +60,11 @@ def build(cls: type, data: dict[str, Any], origin: Origin | None = None, *, pref
             kwargs[name] = build(kind, value, origin, prefix=f"{key}.", text=text, start=_default(known[name]))
             continue
         item = _list_item(kind)
+        if item is not None and _is_section(item) and key in text and isinstance(value, str):
+            try:                # --set 'experts=[{name: paper, ...}]': a list of sections as YAML text
+                value = _parse_text(value)
+            except _Wrong as exc:
+                raise origin.error(key, f"expected {exc}") from None
         if item is not None and _is_section(item) and isinstance(value, list):
             kwargs[name] = [_required(build(item, v, origin, prefix=f"{key}.{i}.", text=text), origin, f"{key}.{i}.")
                             for i, v in enumerate(value)]
