@@ -8,6 +8,7 @@ plan, the recipe's errors, ``fetch`` and torchrun: test_pipeline_recipes.py.)"""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,20 @@ def test_recipe_runs_end_to_end_and_a_second_run_is_cached(recipe: tuple[Path, l
     assert again["results"] == report["results"] and _written(before, out) == set()
 
 
+
+
+def test_a_validation_only_run_reuses_every_stage_and_times_nothing(recipe: tuple[Path, list[str]],
+                                                                     tmp_path: Path) -> None:
+    """``--set 'splits=[validation]'`` (how settings are chosen, scripts/real_variants.py): the latency
+    stage times test queries, so it is skipped, not crashed on the unresolved test folders."""
+    out, args = recipe
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = _records(copy)
+    assert main([*args, "--set", f"out={copy}", "--set", "splits=[validation]"]) == 0
+    report = json.loads((copy / "report.json").read_text())
+    assert report["results"] == [] and report["validation_results"] and report["latency_ms"] is None
+    assert _written(before, copy) == set()                        # every stage reused, by its record
 
 def test_the_rl_stage_adds_its_model_and_systems_and_its_settings_redo_only_them(
         recipe: tuple[Path, list[str]]) -> None:

@@ -192,8 +192,10 @@ def run_pipeline(recipe: Recipe) -> dict[str, Any]:
 def _latency(run: Run) -> dict[str, Any] | None:
     recipe = run.recipe
     name = recipe.latency.model or (f"o1-{recipe.experts[-1].name}" if recipe.experts else "")
+    if not recipe.latency.queries or name not in run.models or "test" not in recipe.splits:
+        return None                 # timed on test queries: a validation-only run resolved no test folder
     sets = data.query_sets(recipe, run.inputs, "test")
-    if not recipe.latency.queries or name not in run.models or not sets:
+    if not sets:
         return None
     model = run.models[name]
     dataset, folder, split = sets[0]
