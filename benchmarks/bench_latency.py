@@ -15,6 +15,12 @@ In-process: ``O1Embedder.encode_queries([q], ...)``. Served: ``POST /v1/embeddin
 at the client. Shapes: ``smollm2`` is a random model of SmolLM2-135M's shape (hidden 576, 30 layers,
 9/3 heads, vocabulary 49,152, tied); ``toy`` is the demo's (Qwen2, hidden 128, 4 layers, 4 heads,
 vocabulary 1,200). ``--decode`` picks the decode path in-process (``auto``: static for these shapes).
+Each thinking row also gets ``ms_per_token`` (its p50 minus the no-think p50, over the thought tokens:
+one decode step) and ``floor_ms_per_token``: the model's weight bytes (in the dtype it runs in; a tied
+embedding counted once, as the LM head streams it every step) over the machine's memory bandwidth,
+measured in the same run as a STREAM-like copy (``bandwidth_gbs``: bytes read + written per second,
+over buffers of 2 x ``--stream-mib`` MiB, far beyond the last-level cache; best of 5 with this
+process's threads). A decode step cannot be faster than reading every weight once.
 Writes ``benchmarks/results/bench_latency.json``.
 """
 
@@ -67,6 +73,30 @@ def build(shape: str, folder: Path) -> Path:
 
 
 PATHS = {"no-think": {"think": False}, "think-k1": {"n_thoughts": 1}, "think-k3": {"n_thoughts": 3}}
+
+
+def bandwidth_gbs(mib: int = 512, repeats: int = 5) -> float:
+    """Copy bandwidth (read + write, GB/s) of ``mib`` MiB float32 buffers, best of ``repeats``."""
+    n = mib * 2**20 // 4
+    src, dst = torch.rand(n), torch.empty(n)
+    dst.copy_(src)                                                       # touch every page first
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        dst.copy_(src)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n * 4 / best / 1e9
+
+
+def weight_bytes(path: Path, dtype: str) -> int:
+    """Bytes a decode step streams: every parameter once (a tied embedding is the LM head) in ``dtype``."""
+    model = O1Embedder.from_pretrained(path, device="cpu", dtype=dtype)
+    seen, total = set(), 0
+    for p in model.model.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            total += p.numel() * p.element_size()
+    return total
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
@@ -124,22 +154,30 @@ def main() -> None:
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--decode", default="auto", choices=["auto", "static", "generic"])
     parser.add_argument("--no-server", action="store_true")
+    parser.add_argument("--stream-mib", type=int, default=512, help="MiB per buffer of the bandwidth copy")
     args = parser.parse_args()
+    bandwidth = bandwidth_gbs(args.stream_mib)
+    print(f"memory bandwidth (copy, read + write): {bandwidth:.1f} GB/s")
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         for shape in (["smollm2", "toy"] if args.shape == "both" else [args.shape]):
             path = build(shape, Path(tmp))
+            floor = weight_bytes(path, args.dtype) / (bandwidth * 1e9) * 1000
             where = {"in-process": in_process(path, args.queries, args.new_tokens, args.dtype, args.decode)}
             if not args.no_server:
                 where["o1emb serve"] = served(path, args.queries, args.new_tokens, args.dtype, Path(tmp) / "serve.log")
             for place, found in where.items():
                 for name, values in found.items():
                     tokens = where["in-process"][name].get("thought_tokens", 0)   # same queries, seed, settings
-                    rows.append({"shape": shape, "where": place, "path": name, "p50_ms": values["p50_ms"],
-                                 "p95_ms": values["p95_ms"], "thought_tokens": tokens})
+                    per_token = (values["p50_ms"] - found["no-think"]["p50_ms"]) / tokens if tokens else None
+                    rows.append({"shape": shape, "where": place, "path": name, "mode": "one-pass",
+                                 "p50_ms": values["p50_ms"], "p95_ms": values["p95_ms"], "thought_tokens": tokens,
+                                 "ms_per_token": None if per_token is None else round(per_token, 2),
+                                 "floor_ms_per_token": round(floor, 2)})
     from o1embedder.checkpoints import resolve_dtype
 
-    report("bench_latency", rows, {"queries": args.queries, "new_tokens": args.new_tokens,
+    report("bench_latency", rows, {"bandwidth_gbs": round(bandwidth, 2), "stream_mib": args.stream_mib,
+                                   "queries": args.queries, "new_tokens": args.new_tokens,
                                    "dtype": str(resolve_dtype(args.dtype, torch.device("cpu"))),
                                    "decode": args.decode,
                                    "shapes": {"smollm2": "Llama hidden 576, 30 layers, 9/3 heads, vocab 49152, random",

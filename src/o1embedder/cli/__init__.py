@@ -20,7 +20,7 @@ from ..log import setup_logging
 
 # In the order ``o1emb --help`` lists them; a module that does not exist (yet) is skipped.
 COMMANDS = ("demo", "pipeline", "real", "index", "search", "eval", "mine", "fit-policy", "synthesize", "refine", "train",
-            "rl", "serve", "think", "convert", "toy")
+            "rl", "serve", "think", "convert", "export", "toy")
 
 
 class Parser(argparse.ArgumentParser):

@@ -68,6 +68,9 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
                    help="early exit: stop a thought once its vector moves less than this between checks; 0 is off")
     g.add_argument("--exit-every", type=int, default=None, help="early exit: tokens between checks")
     g.add_argument("--exit-patience", type=int, default=None, help="early exit: converged checks that stop a thought")
+    g.add_argument("--think-engine", default=None, metavar="SPEC",
+                   help="who writes the thoughts: one-pass (the model's own loop, default), llama.cpp:FILE.gguf or "
+                        "openai:URL[#MODEL] (o1emb export; the vector still comes from the model)")
 
 
 CONTROL_KEYS = ("repetition_penalty", "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
@@ -180,7 +183,8 @@ def think_mode(args: argparse.Namespace) -> tuple[bool | str, dict[str, float | 
 def generation_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """ThinkConfig overrides from the generation options (``None`` = the model's default)."""
     return {"n_thoughts": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
-            "max_new_tokens": args.max_new_tokens, "seed": args.seed, **{k: getattr(args, k) for k in CONTROL_KEYS}}
+            "max_new_tokens": args.max_new_tokens, "seed": args.seed, **{k: getattr(args, k) for k in CONTROL_KEYS},
+            "engine": getattr(args, "think_engine", None)}
 
 
 def cache_dir(args: argparse.Namespace) -> Any:

@@ -19,7 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model(args)
+    from ..engines import attach
+
+    model = attach(load_model(args), args.think_engine)
     thoughts = model.generate_thoughts(args.queries, **think_kwargs(args))
     for query, ts in zip(args.queries, thoughts):
         if args.json:

@@ -52,6 +52,9 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
         decoders, :mod:`~o1embedder.model.fastdecode`), ``"static"`` or ``"generic"`` (the decoder's own
         forward; every architecture): the same thoughts and vectors either way. ``"fast"``: static with a
         faster attention call whose rounding differs (vectors to cosine ~0.9997 in bf16)."""
+        self.engine: Any = None
+        """Who writes the thoughts (:mod:`o1embedder.engines`): ``None``, the model's own one-pass loop; or
+        an engine (llama.cpp, an OpenAI-compatible server) whose thoughts the model then embeds."""
         self.think_policy: ThinkPolicy | None = None
         """The learned when-to-think policy of ``think="auto"`` (:mod:`.policy`), loaded from the model
         folder's ``think_policy.json`` when it has one (``o1emb fit-policy``); ``None``: the margin rule."""

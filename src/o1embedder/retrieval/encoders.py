@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engines import attach, split_engine
 from ..errors import InputError, ModelError
 from ..log import get_logger
 from ..templates import document_text
@@ -127,7 +128,10 @@ class O1Encoder:
         self.name = self.path or "o1"
         self.dim = int(model.dim)
         self.normalized = bool(model.settings.normalize)
-        given = {k: v for k, v in (think_options or {}).items() if v is not None}
+        engine, rest = split_engine(think_options)
+        if engine is not None:
+            attach(model, engine)                         # who writes the thoughts (o1embedder.engines)
+        given = {k: v for k, v in rest.items() if v is not None}
         self.think_config = replace(model.settings.think, **given).validate()
         self._fingerprint: str | None = None
         self._cache_dir = cache_dir

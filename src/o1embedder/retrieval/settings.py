@@ -72,6 +72,9 @@ class ThinkSettings:
     exit_every: int | None = setting("early exit: tokens between checks (unset: the model's)", None, flag="exit-every")
     exit_patience: int | None = setting("early exit: converged checks in a row that stop a thought (unset: the "
                                         "model's)", None, flag="exit-patience")
+    engine: str = setting("who writes the thoughts: one-pass (the model's own loop), llama.cpp:FILE.gguf or "
+                          "openai:URL[#MODEL] (o1emb export; the vector still comes from the model)", "one-pass",
+                          flag="think-engine")
     cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
                                 None, flag="cache")
     no_cache: bool = setting("do not read or write the thought cache", False, flag="no-cache")
@@ -106,7 +109,7 @@ class ThinkSettings:
         """ThinkConfig overrides (``None``: the model's own setting)."""
         keys = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed", "repetition_penalty",
                 "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
-        return {k: getattr(self, k) for k in keys}
+        return {**{k: getattr(self, k) for k in keys}, "engine": None if self.engine == "one-pass" else self.engine}
 
     def cache_dir(self) -> Any:
         """``False`` (no cache), a folder, or ``None`` (the default folder)."""
@@ -169,6 +172,9 @@ class FitPolicySettings(Encoding):
     index: str | None = setting("an index folder of this model (o1emb index) to score the features against, "
                                 "e.g. the corpus the policy will search (unset: the rows' documents)", None)
     max_rows: int | None = setting("only the first N rows (a quick fit)", None)
+    engine: str = setting("who writes the thoughts: one-pass (the model's own loop), llama.cpp:FILE.gguf or "
+                          "openai:URL[#MODEL] (o1emb export; the vector still comes from the model)", "one-pass",
+                          flag="think-engine")
     cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
                                 None)
     no_cache: bool = setting("do not read or write the thought cache", False)

@@ -46,8 +46,10 @@ def model_numerics(model: Any) -> dict[str, str]:
     (an index built in bf16 is searched in float32), so a cache key needs them besides it: callers add
     this to the settings they pass to :class:`ThoughtCache`."""
     device = getattr(model, "device", "cpu")
+    engine = getattr(model, "engine", None)          # another engine writes other thoughts (keyed only when set)
     return {"dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
-            "device": str(getattr(device, "type", device)), "decode": str(getattr(model, "decode", "auto"))}
+            "device": str(getattr(device, "type", device)), "decode": str(getattr(model, "decode", "auto")),
+            **({"engine": engine.identity} if engine is not None else {})}
 
 
 def settings_key(settings: dict[str, Any]) -> str:

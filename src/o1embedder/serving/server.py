@@ -54,6 +54,7 @@ def load_components(model: str | None = None, index_dir: str | Path | None = Non
     ``threads`` sets torch's CPU threads (on a busy machine, fewer threads than cores avoids
     OpenMP spin-waiting).
     """
+    from ..engines import attach, split_engine
     from ..model import O1Embedder
     from ..retrieval.encoders import O1Encoder
     from ..retrieval.index import check_corpus, check_encoder, load_index, read_manifest
@@ -71,7 +72,9 @@ def load_components(model: str | None = None, index_dir: str | Path | None = Non
             raise InputError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     loaded = O1Embedder.from_pretrained(path, device=device, dtype=dtype)
-    given = {k: v for k, v in (think_overrides or {}).items() if v is not None}
+    engine, rest = split_engine(think_overrides)
+    attach(loaded, engine)                                # who writes the thoughts (o1embedder.engines)
+    given = {k: v for k, v in rest.items() if v is not None}
     loaded.settings.think = replace(loaded.settings.think, **given).validate()
     index = texts = None
     if manifest is not None and index_dir is not None:

@@ -1,0 +1,184 @@
+"""Thinking engines (o1embedder.engines): a fake llama-cpp-python module and a local OpenAI-compatible stub
+server write the thoughts; the vectors are then exactly the given-thoughts path's for those thoughts;
+EOS and the budget stop a thought; retries, errors and refused settings; engines key the thought cache."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+
+import numpy as np
+import pytest
+
+from o1embedder.engines import make_engine
+from o1embedder.errors import InputError, ModelError
+from o1embedder.model import O1Embedder
+from o1embedder.retrieval.thought_cache import model_numerics
+
+QUERIES = ["alpha river tower", "which bridge crosses the ocean", "copper and silver"]
+
+
+def _thought(prompt: list[int], seed: int, eos: int) -> list[int]:
+    """A deterministic 'thought' for a prompt and seed: 2-9 tokens, then EOS."""
+    length = 2 + (seed + len(prompt)) % 8
+    return [10 + (seed * 7 + k * 13 + sum(prompt)) % 200 for k in range(length)] + [eos, 11, 12]
+
+
+@pytest.fixture
+def model(tiny_qwen_path: Path) -> O1Embedder:
+    return O1Embedder.from_pretrained(tiny_qwen_path, device="cpu", dtype="float32")
+
+
+def _check_vectors(model: O1Embedder, budget: int) -> list[list[list[int]]]:
+    found = model.think(QUERIES, n_thoughts=2, max_new_tokens=budget, temperature=0.7, seed=3, show_progress=False)
+    assert all(len(per) == 2 for per in found.ids)
+    given = model.encode_queries(QUERIES, thoughts=found.ids, show_progress=False)
+    assert np.abs(found.pooled - given).max() < 1e-5                     # the given-thoughts path's vectors
+    again = model.encode_queries(QUERIES, n_thoughts=2, max_new_tokens=budget, temperature=0.7, seed=3,
+                                 show_progress=False)
+    assert np.abs(again - found.pooled).max() < 1e-6
+    return found.ids
+
+
+# -- llama.cpp (a fake llama_cpp module: the real one compiles for 8 minutes) ------------------------------
+
+class FakeLlama:
+    calls: list[tuple] = []
+
+    def __init__(self, model_path: str, n_ctx: int, n_threads, verbose: bool) -> None:
+        self.seed = 0
+
+    def set_seed(self, seed: int) -> None:
+        self.seed = seed
+
+    def generate(self, tokens, **sampling):
+        FakeLlama.calls.append((tuple(tokens), self.seed, sampling))
+        yield from _thought(list(tokens), self.seed, FakeLlama.eos)
+
+
+@pytest.fixture
+def fake_llama(monkeypatch, model: O1Embedder) -> type[FakeLlama]:
+    module = ModuleType("llama_cpp")
+    module.Llama = FakeLlama
+    FakeLlama.calls, FakeLlama.eos = [], model.template.eos_id
+    monkeypatch.setitem(sys.modules, "llama_cpp", module)
+    return FakeLlama
+
+
+def test_llama_cpp_writes_the_thoughts_and_the_model_embeds_them(model, fake_llama, tmp_path: Path) -> None:
+    gguf = tmp_path / "m.gguf"
+    gguf.write_bytes(b"GGUF" + bytes(60))
+    model.engine = make_engine(f"llama.cpp:{gguf}", model)
+    ids = _check_vectors(model, budget=5)
+    prompts = [model.template.query_prompt_ids(q) for q in QUERIES]
+    for q, per in enumerate(ids):
+        for s, thought in enumerate(per):
+            call = next(c for c in fake_llama.calls if c[0] == tuple(prompts[q]) and c[1] == _key(model, q, s))
+            expect = _thought(prompts[q], call[1], model.template.eos_id)
+            assert thought == expect[: min(5, expect.index(model.template.eos_id))]   # EOS or the budget
+            assert call[2]["temp"] == 0.7 and call[2]["top_k"] == 0
+    assert len({c[1] for c in fake_llama.calls}) > 1                     # a seed per (query, sample)
+    assert model_numerics(model)["engine"] == "llama.cpp:m.gguf@64"
+    with pytest.raises(InputError, match="early exit"):
+        model.think(QUERIES, exit_eps=0.01, show_progress=False)
+
+
+def _key(model: O1Embedder, q: int, s: int) -> int:
+    return int(model.sample_keys([QUERIES[q]], 2, 3)[s]) & 0x7FFFFFFF
+
+
+def test_a_missing_llama_cpp_gets_one_line(model, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    with pytest.raises(InputError, match=r"o1embedder\[llamacpp\]"):
+        make_engine(f"llama.cpp:{tmp_path / 'm.gguf'}", model)
+    with pytest.raises(InputError, match="unknown thinking engine"):
+        make_engine("vllm-offline:x", model)
+    assert make_engine("one-pass", model) is None and "engine" not in model_numerics(model)
+
+
+# -- an OpenAI-compatible stub server -------------------------------------------------------------------
+
+class Stub(BaseHTTPRequestHandler):
+    state: dict = {}
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def _send(self, code: int, data: dict) -> None:
+        body = json.dumps(data).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._send(200, {"data": [{"id": "o1-stub"}]})
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        s = Stub.state
+        s.setdefault("bodies", []).append(body)
+        if s.get("fail_first", 0) > 0:
+            s["fail_first"] -= 1
+            return self._send(503, {"error": "busy"})
+        if s.get("reject"):
+            return self._send(400, {"error": "bad prompt"})
+        choices = []
+        for i in range(body["n"]):
+            ids = _thought(body["prompt"], body["seed"] + i, s["eos"])
+            ids = ids[: ids.index(s["eos"]) + 1][: body["max_tokens"]]       # a server stops at EOS and budget
+            choice = {"index": i, "text": s["tokenizer"].decode(ids)}
+            if not s.get("text_only"):
+                choice["token_ids"] = ids
+            choices.append(choice)
+        self._send(200, {"choices": list(reversed(choices))})                # any order: sorted by index
+
+
+@pytest.fixture
+def stub(model):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    Stub.state = {"eos": model.template.eos_id, "tokenizer": model.tokenizer}
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+def test_an_openai_server_writes_k_thoughts_per_query_with_retries(model, stub) -> None:
+    Stub.state["fail_first"] = 2                                          # two 503s, then answers
+    model.engine = make_engine(f"openai:{stub}", model, backoff=0.01)
+    assert model.engine.identity.endswith("#o1-stub")                    # the first model of /models
+    ids = _check_vectors(model, budget=4)
+    first = Stub.state["bodies"][2]
+    assert first["n"] == 2 and first["max_tokens"] == 4 and first["stop_token_ids"] == [model.template.eos_id]
+    assert first["prompt"] in [model.template.query_prompt_ids(q) for q in QUERIES]
+    for q, per in enumerate(ids):
+        prompt = model.template.query_prompt_ids(QUERIES[q])
+        seed = next(b["seed"] for b in Stub.state["bodies"] if b["prompt"] == prompt)
+        for s, thought in enumerate(per):
+            expect = _thought(prompt, seed + s, model.template.eos_id)
+            assert thought == expect[: min(4, expect.index(model.template.eos_id))]
+    assert model_numerics(model)["engine"] == model.engine.identity
+
+
+def test_an_openai_server_without_ids_and_its_errors(model, stub) -> None:
+    Stub.state["text_only"] = True
+    model.engine = make_engine(f"openai:{stub}#o1-stub", model)
+    found = model.think(QUERIES[:1], n_thoughts=1, max_new_tokens=6, show_progress=False)
+    body, eos = Stub.state["bodies"][-1], model.template.eos_id
+    sent = _thought(body["prompt"], body["seed"], eos)
+    sent = sent[: sent.index(eos) + 1][:6]                               # what the stub answered, as text
+    want = model.tokenizer.encode(model.tokenizer.decode(sent), add_special_tokens=False)
+    assert found.ids[0][0] == (want[: want.index(eos)] if eos in want else want)[:6]
+    Stub.state["reject"] = True
+    with pytest.raises(ModelError, match="HTTP 400"):
+        model.think(QUERIES[:1], n_thoughts=1, show_progress=False)
+    dead = make_engine("openai:http://127.0.0.1:9/v1#x", model, retries=1, backoff=0.01, timeout=2)
+    with pytest.raises(ModelError, match="no answer after 2 attempts"):
+        dead.write([[1, 2]], [4], SimpleNamespace(n_thoughts=1, temperature=0.1, top_p=1.0, repetition_penalty=1.0,
+                                                  exit_eps=0.0, no_repeat_ngram_size=0), [5])
