@@ -4,7 +4,7 @@ PYTHON ?= python3
 STAMP := .install.stamp
 REAL_STAMP := .install-real.stamp
 
-.PHONY: install demo real real-rl test lint bench
+.PHONY: install install-llamacpp demo real real-rl test lint bench
 
 $(STAMP): pyproject.toml constraints.txt
 	# CPU PyTorch first: without it, peft/accelerate/sentence-transformers pull a multi-GB CUDA build.
@@ -17,6 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The `llamacpp` extra (--think-engine llama.cpp:FILE.gguf): llama-cpp-python compiled for this CPU, ~8 minutes.
+install-llamacpp: $(STAMP)
+	bash scripts/install-llamacpp.sh $(PYTHON)
 
 demo: $(STAMP)
 	$(PYTHON) -m o1embedder demo --out o1emb-demo

@@ -99,22 +99,65 @@ def weight_bytes(path: Path, dtype: str) -> int:
     return total
 
 
+def engine_file(path: Path, mode: str, tmp: Path) -> Path:
+    """The shape's model exported for ``mode`` (``llama.cpp-TYPE``) by o1emb export."""
+    from o1embedder.export import export_gguf
+
+    kind, _, qtype = mode.partition("-")
+    if kind != "llama.cpp" or not qtype:
+        raise SystemExit(f"unknown mode {mode!r}: one-pass or llama.cpp-TYPE (f16, bf16, q8_0, q4_0, ...)")
+    return export_gguf(path, tmp / f"{path.name}-{qtype}.gguf", qtype=qtype)
+
+
+def gguf_tensor_bytes(path: Path) -> int:
+    """Bytes of a GGUF file's tensor data: what llama.cpp streams per decode step."""
+    from gguf import GGUFReader
+
+    return sum(int(t.n_bytes) for t in GGUFReader(str(path)).tensors)
+
+
+def _row(shape: str, where: str, path: str, mode: str, values: dict[str, float], tokens: float, no_think: float,
+         floor: float) -> dict[str, Any]:
+    """A table row; ``ms_per_token`` is (p50 - the one-pass no-think p50) / thought tokens: for an engine
+    it also carries the given-thoughts forward that makes the vector."""
+    per_token = (values["p50_ms"] - no_think) / tokens if tokens else None
+    return {"shape": shape, "where": where, "path": path, "mode": mode, "p50_ms": values["p50_ms"],
+            "p95_ms": values["p95_ms"], "thought_tokens": tokens,
+            "ms_per_token": None if per_token is None else round(per_token, 2),
+            "floor_ms_per_token": round(floor, 2),
+            "x_floor": None if per_token is None else round(per_token / floor, 2)}
+
+
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        per = "" if r["ms_per_token"] is None else f"  {r['ms_per_token']:7.2f} ms/token ({r['x_floor']}x floor " \
+            f"{r['floor_ms_per_token']})"
+        print(f"{r['shape']:<8} {r['where']:<11} {r['mode']:<15} {r['path']:<9} p50 {r['p50_ms']:8.1f} ms  "
+              f"p95 {r['p95_ms']:8.1f} ms{per}", flush=True)
+
+
 def percentiles(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
     p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(p95, 1)}
 
 
-def in_process(path: Path, n: int, new: int, dtype: str, decode: str) -> dict[str, dict[str, float]]:
-    model = O1Embedder.from_pretrained(path, device="cpu", dtype=dtype)
+def in_process(path: Path, n: int, new: int, dtype: str, decode: str, engine: str | None = None
+               ) -> dict[str, dict[str, float]]:
+    """Each path's p50/p95 over ``n`` single queries; ``engine`` (``llama.cpp:FILE``): its thinking rows."""
+    from o1embedder.engines import attach
+
+    model = attach(O1Embedder.from_pretrained(path, device="cpu", dtype=dtype), engine)
     model.decode = decode
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for name, options in PATHS.items():
+        if engine and not options.get("think", True):
+            continue                                                     # no thinking: no engine involved
         kwargs = {**options, "max_new_tokens": new, "temperature": 0.1, "top_p": 0.9, "seed": 0,
                   "show_progress": False}
         model.encode_queries(queries(2, offset=1000), **kwargs)           # warm-up
         times = []
-        for q in queries(n, offset=100 * len(out)):
+        for q in queries(n, offset=100 * list(PATHS).index(name)):
             start = time.perf_counter()
             model.encode_queries([q], **kwargs)
             times.append(time.perf_counter() - start)
@@ -155,7 +198,11 @@ def main() -> None:
     parser.add_argument("--decode", default="auto", choices=["auto", "static", "generic"])
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--stream-mib", type=int, default=512, help="MiB per buffer of the bandwidth copy")
+    parser.add_argument("--modes", default="one-pass,llama.cpp-f16,llama.cpp-q8_0,llama.cpp-q4_0",
+                        help="thinking engines, comma-separated: one-pass and/or llama.cpp-TYPE (TYPE: a GGUF type "
+                             "of o1emb export; needs llama-cpp-python)")
     args = parser.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bandwidth = bandwidth_gbs(args.stream_mib)
     print(f"memory bandwidth (copy, read + write): {bandwidth:.1f} GB/s")
     rows: list[dict[str, Any]] = []
@@ -169,11 +216,17 @@ def main() -> None:
             for place, found in where.items():
                 for name, values in found.items():
                     tokens = where["in-process"][name].get("thought_tokens", 0)   # same queries, seed, settings
-                    per_token = (values["p50_ms"] - found["no-think"]["p50_ms"]) / tokens if tokens else None
-                    rows.append({"shape": shape, "where": place, "path": name, "mode": "one-pass",
-                                 "p50_ms": values["p50_ms"], "p95_ms": values["p95_ms"], "thought_tokens": tokens,
-                                 "ms_per_token": None if per_token is None else round(per_token, 2),
-                                 "floor_ms_per_token": round(floor, 2)})
+                    rows.append(_row(shape, place, name, "one-pass", values, tokens, found["no-think"]["p50_ms"],
+                                     floor))
+            no_think = where["in-process"]["no-think"]["p50_ms"]
+            for mode in (m for m in modes if m != "one-pass"):
+                gguf = engine_file(path, mode, Path(tmp))
+                found = in_process(path, args.queries, args.new_tokens, args.dtype, args.decode,
+                                   engine=f"llama.cpp:{gguf}")
+                for name, values in found.items():
+                    rows.append(_row(shape, "in-process", name, mode, values, values.get("thought_tokens", 0),
+                                     no_think, gguf_tensor_bytes(gguf) / (bandwidth * 1e9) * 1000))
+            print_rows([r for r in rows if r["shape"] == shape])
     from o1embedder.checkpoints import resolve_dtype
 
     report("bench_latency", rows, {"bandwidth_gbs": round(bandwidth, 2), "stream_mib": args.stream_mib,

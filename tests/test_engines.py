@@ -14,10 +14,11 @@ from types import ModuleType, SimpleNamespace
 import numpy as np
 import pytest
 
-from o1embedder.engines import make_engine
-from o1embedder.errors import InputError, ModelError
-from o1embedder.model import O1Embedder
-from o1embedder.retrieval.thought_cache import model_numerics
+sys.path.insert(0, str(Path(__file__).parent / "browser"))
+from o1embedder.engines import make_engine  # noqa: E402
+from o1embedder.errors import InputError, ModelError  # noqa: E402
+from o1embedder.model import O1Embedder  # noqa: E402
+from o1embedder.retrieval.thought_cache import model_numerics  # noqa: E402
 
 QUERIES = ["alpha river tower", "which bridge crosses the ocean", "copper and silver"]
 
@@ -49,7 +50,7 @@ def _check_vectors(model: O1Embedder, budget: int) -> list[list[list[int]]]:
 class FakeLlama:
     calls: list[tuple] = []
 
-    def __init__(self, model_path: str, n_ctx: int, n_threads, verbose: bool) -> None:
+    def __init__(self, model_path: str, n_ctx: int, n_threads, n_threads_batch, verbose: bool) -> None:
         self.seed = 0
 
     def set_seed(self, seed: int) -> None:
@@ -182,3 +183,66 @@ def test_an_openai_server_without_ids_and_its_errors(model, stub) -> None:
     with pytest.raises(ModelError, match="no answer after 2 attempts"):
         dead.write([[1, 2]], [4], SimpleNamespace(n_thoughts=1, temperature=0.1, top_p=1.0, repetition_penalty=1.0,
                                                   exit_eps=0.0, no_repeat_ngram_size=0), [5])
+
+
+# -- the entry points users run: o1emb search and o1emb serve with --think-engine ------------------------
+
+def test_o1emb_search_thinks_on_the_engine(model, stub, tiny_qwen_path: Path, tmp_path: Path, capsys) -> None:
+    from live_server import build_small_index
+
+    from o1embedder.cli import main
+
+    index = build_small_index(tiny_qwen_path, tmp_path / "index")
+    args = ["search", "--index", str(index), "--json", "--no-cache", "--n-thoughts", "2", "--max-new-tokens", "5",
+            "--temperature", "0.7", "--seed", "3", "--k", "3", QUERIES[1]]
+    assert main([*args, "--think-engine", f"openai:{stub}#o1-stub"]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Stub.state["bodies"] and all(b["prompt"] == model.template.query_prompt_ids(QUERIES[1])
+                                        for b in Stub.state["bodies"])
+    model.engine = make_engine(f"openai:{stub}#o1-stub", model)
+    found = model.think(QUERIES[1:2], n_thoughts=2, max_new_tokens=5, temperature=0.7, seed=3, show_progress=False)
+    assert printed["thoughts"] == found.texts[0]                          # the stub's thoughts, as texts
+    assert main(args) == 0                                                # the one-pass loop thinks otherwise
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["thoughts"] != printed["thoughts"]
+
+
+def test_o1emb_serve_thinks_on_the_engine(model, stub, tiny_qwen_path: Path, tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    import httpx
+    from live_server import build_small_index, cli_server
+
+    index = build_small_index(tiny_qwen_path, tmp_path / "index")
+    args = ("--index", str(index), "--n-thoughts", "2", "--max-new-tokens", "5", "--temperature", "0.7",
+            "--seed", "3", "--threads", "1", "--query-cache", "0", "--dtype", "float32", "--think-engine", f"openai:{stub}#o1-stub")
+    with cli_server(*args, log=tmp_path / "server.log") as (url, _):
+        answer = httpx.post(url + "/v1/embeddings", json={"input": QUERIES[:2], "input_type": "query"},
+                            timeout=60).json()
+        searched = httpx.post(url + "/v1/search", json={"query": QUERIES[0], "k": 2}, timeout=60).json()
+    model.engine = make_engine(f"openai:{stub}#o1-stub", model)
+    want = model.encode_queries(QUERIES[:2], n_thoughts=2, max_new_tokens=5, temperature=0.7, seed=3,
+                                show_progress=False)
+    got = np.array([row["embedding"] for row in sorted(answer["data"], key=lambda r: r["index"])])
+    assert np.abs(got - want).max() < 1e-4                               # the stub's thoughts, our model's vector
+    assert searched["thoughts"] == model.think(QUERIES[:1], n_thoughts=2, max_new_tokens=5, temperature=0.7, seed=3,
+                                               show_progress=False).texts[0]
+
+
+def test_o1emb_eval_and_mine_think_on_the_engine(stub, tiny_qwen_path: Path, tiny_beir: Path, tmp_path: Path,
+                                                 capsys) -> None:
+    """``--think-engine`` of the commands configured by settings (``think.engine``): every thinking query
+    of eval and mine goes to the engine; the thought cache keys the engine (a one-pass run misses it)."""
+    from o1embedder.cli import main
+
+    data = tiny_beir / "alpha"
+    engine = ["--think-engine", f"openai:{stub}#o1-stub", "--n-thoughts", "1", "--max-new-tokens", "4",
+              "--dtype", "float32", "--cache", str(tmp_path / "cache")]
+    assert main(["eval", "--model", str(tiny_qwen_path), "--data", str(data), "--out", str(tmp_path / "r.json"),
+                 *engine]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    prompts = {tuple(b["prompt"]) for b in Stub.state["bodies"]}
+    assert report["num_queries"] == 5 and len(prompts) == 5              # each test query thought on the stub
+    Stub.state["bodies"] = []
+    assert main(["mine", "--data", str(data), "--split", "train", "--retriever", str(tiny_qwen_path), "--negatives",
+                 "2", "--ranks", "1-10", "--out", str(tmp_path / "rows.jsonl"), *engine]) == 0
+    assert len({tuple(b["prompt"]) for b in Stub.state["bodies"]}) == 14  # the 14 training queries
+    capsys.readouterr()

@@ -12,10 +12,11 @@ tomllib = pytest.importorskip("tomllib")
 from packaging.version import Version  # noqa: E402  (pytest depends on packaging)
 
 ROOT = Path(__file__).resolve().parents[1]
-UNTESTED_EXTRAS = {"dev", "vllm", "all", "serve", "synth", "langchain", "llamaindex", "haystack", "rag"}
+UNTESTED_EXTRAS = {"dev", "vllm", "all", "serve", "synth", "langchain", "llamaindex", "haystack", "rag", "llamacpp"}
 """dev: test tools; vllm: not installable on the CI machines; all and rag: unions; serve, synth and the
 RAG frameworks: their floors are not exercised by the model, training and retrieval tests the floors
-step runs (CI runs the adapters' tests at the versions of constraints.txt)."""
+step runs (CI runs the adapters' tests at the versions of constraints.txt); llamacpp: compiled from
+source (8 minutes), built and tested once, at the version of constraints.txt."""
 NOT_PINNED = {"torch"}
 """Only one CPU build of torch (2.13.0) can be installed on the CI machines."""
 

@@ -69,7 +69,7 @@ def test_thought_dropout_rate_and_epoch_determinism(tmp_path: Path, template: Te
     ({"query": "q", "pos": "p", "neg": [3], "thought": "t"}, "neg", "list of strings"),
     ({"query": 7, "pos": ["p"], "neg": ["n"]}, "query", "expected a string"),
     ({"query": "q", "pos": ["p"], "neg": ["n"], "thought": "so <emb> it is"}, "thought", "<emb>"),
-    ({"query": "q", "pos": ["p"], "neg": ["n"], "thought": "ends<|eos|>"}, "thought", "special token"),
+    ({"query": "q", "pos": ["p"], "neg": ["n"], "thought": "ends<|endoftext|>"}, "thought", "special token"),
 ])
 def test_bad_rows_name_file_line_and_field(tmp_path: Path, template: Template, row: dict, field: str,
                                            needle: str) -> None:

@@ -35,7 +35,9 @@ def train_tokenizer(texts: Iterable[str] = (), *, vocab_size: int = 1000, family
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    names = {"pad": "<|pad|>", "bos": "<|bos|>", "eos": "<|eos|>", "unk": "<|unk|>"}
+    # eos is spelled as GPT-2, Qwen2 and SmolLM2 spell it: transformers reads a byte-level GGUF through
+    # GPT2Tokenizer, which adds a "<|endoftext|>" of its own to a vocabulary without one (o1emb export)
+    names = {"pad": "<|pad|>", "bos": "<|bos|>", "eos": "<|endoftext|>", "unk": "<|unk|>"}
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(names.values()),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     core.train_from_iterator(texts, trainer)

@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     from ..retrieval.policy import fit_policy
 
     rows = read_training_rows(opts.data)[:opts.max_rows]
+    from ..engines import attach
+
     model = O1Embedder.from_pretrained(opts.model, device=torch_device(opts.device), dtype=opts.dtype)
+    attach(model, None if opts.engine == "one-pass" else opts.engine)     # who writes the labels' thoughts
     index = None
     if opts.index:
         index = load_index(opts.index, expect_fingerprint=model.fingerprint())

@@ -6,7 +6,8 @@ prompt's evaluation. Sampling follows the thinking settings: temperature (0: gre
 min-p 0), ``repetition_penalty`` as llama.cpp's ``repeat_penalty`` (llama.cpp applies it to the last 64
 tokens; transformers' to the whole sequence), and the sample's key as llama.cpp's seed, so a query's
 thoughts do not depend on the other queries of its batch. A thought stops at the model's EOS or at its
-budget. llama.cpp's own random streams differ from ours: sampled thoughts differ from the one-pass
+budget. It runs on as many threads as torch does (``threads``; llama-cpp-python's default is half the
+cores). llama.cpp's own random streams differ from ours: sampled thoughts differ from the one-pass
 engine's; greedy ones agree up to near-ties of the logits (docs/benchmarks.md).
 """
 
@@ -32,10 +33,15 @@ class LlamaCppEngine:
         path = Path(path)
         if not path.is_file():
             raise InputError("no such GGUF file (write one with o1emb export MODEL --gguf FILE)", path=path)
-        self.eos_id = eos_id
+        if threads is None:             # llama-cpp-python's own default is half the cores
+            import torch
+
+            threads = torch.get_num_threads()
+        self.eos_id, self.threads = eos_id, threads
         self.identity = f"llama.cpp:{path.name}@{path.stat().st_size}"
         try:
-            self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=context, n_threads=threads, verbose=False)
+            self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=context, n_threads=threads,
+                                       n_threads_batch=threads, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: llama.cpp cannot load it ({exc})") from None
 

@@ -1,0 +1,78 @@
+"""The llama.cpp engine on the real llama-cpp-python (the ``llamacpp`` extra; CI builds it): the demo's
+trained model, exported by ``o1emb export``, loads in llama.cpp and in transformers; at F16 both write the
+greedy thoughts our one-pass path writes for at least 95 % of the demo's test queries; every engine's
+vector is the given-thoughts path's for its own thoughts; ``o1emb think --think-engine`` runs it.
+(Fakes of llama-cpp-python and of an OpenAI server: tests/test_engines.py.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import require_module
+
+from o1embedder.cli import main
+from o1embedder.demo import DemoConfig, run_demo
+from o1embedder.engines import attach
+from o1embedder.formats import load_beir
+from o1embedder.model import O1Embedder
+
+require_module("llama_cpp", "pip install 'o1embedder[llamacpp]'")
+require_module("gguf", "pip install 'o1embedder[gguf]'")
+
+GREEDY = {"n_thoughts": 1, "temperature": 0.0, "max_new_tokens": 12, "show_progress": False}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo")
+    run_demo(DemoConfig(out=str(out), seed=1, n_people=8, works_per_person=3, n_cities=4, epochs=4.0,
+                        hidden=48, layers=2, vocab_size=400))
+    return out
+
+
+@pytest.fixture(scope="module")
+def test_queries(demo: Path) -> list[str]:
+    data = load_beir(demo / "world", "test", with_corpus=False)
+    return [data.queries[qid] for qid in sorted(data.queries)]
+
+
+def _agreement(a: list[list[list[int]]], b: list[list[list[int]]]) -> float:
+    return sum(x == y for x, y in zip(a, b, strict=True)) / len(a)
+
+
+@pytest.mark.parametrize("qtype", ["f16", "q8_0"])
+def test_the_demos_model_exported_thinks_on_llama_cpp(demo: Path, test_queries: list[str], qtype: str,
+                                                      tmp_path: Path, capsys) -> None:
+    gguf = tmp_path / f"demo-{qtype}.gguf"
+    assert main(["export", str(demo / "model"), "--gguf", str(gguf), "--type", qtype]) == 0
+    capsys.readouterr()
+    ours = O1Embedder.from_pretrained(demo / "model", device="cpu", dtype="float32")
+    mine = ours.think(test_queries, **GREEDY)
+    engine = attach(O1Embedder.from_pretrained(demo / "model", device="cpu", dtype="float32"), f"llama.cpp:{gguf}")
+    theirs = engine.think(test_queries, **GREEDY)
+    given = ours.encode_queries(test_queries, thoughts=theirs.ids, show_progress=False)
+    assert np.abs(theirs.pooled - given).max() < 1e-5            # the vector: our model, over its thoughts
+    rate = _agreement(mine.ids, theirs.ids)
+    assert any(t[0] for t in theirs.ids) and rate >= (0.95 if qtype == "f16" else 0.5), (qtype, rate)
+    if qtype == "f16":                                           # transformers loads the very file too
+        back = O1Embedder.from_pretrained(gguf, device="cpu", dtype="float32")
+        assert _agreement(mine.ids, back.think(test_queries, **GREEDY).ids) >= 0.95
+
+
+def test_o1emb_think_runs_on_llama_cpp(demo: Path, test_queries: list[str], tmp_path: Path, capsys) -> None:
+    gguf = tmp_path / "demo.gguf"
+    assert main(["export", str(demo / "model"), "--gguf", str(gguf)]) == 0
+    capsys.readouterr()
+    query = test_queries[0]
+    args = ["think", "--model", str(demo / "model"), "--n-thoughts", "1", "--temperature", "0", "--max-new-tokens",
+            "12", "--json", query]
+    assert main([*args, "--think-engine", f"llama.cpp:{gguf}"]) == 0
+    on_engine = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(args) == 0
+    own = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert on_engine == own                                      # same greedy thought, either writer
+    assert main([*args, "--think-engine", f"llama.cpp:{tmp_path / 'none.gguf'}"]) == 2
+    assert "no such GGUF file" in capsys.readouterr().err
