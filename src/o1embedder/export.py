@@ -67,14 +67,29 @@ def rotary_interleave(weight: np.ndarray, heads: int) -> np.ndarray:
     return weight.reshape(heads, 2, half, *weight.shape[1:]).swapaxes(1, 2).reshape(weight.shape)
 
 
+def weight_files(folder: Path) -> list[Path]:
+    """The model's own safetensors files: ``model.safetensors``, or the shards its index names (an O1
+    folder also holds other safetensors, such as the think policy's)."""
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            names = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (ValueError, KeyError, AttributeError) as exc:
+            raise ModelError(f"{index}: not a safetensors index ({exc})") from None
+        return [folder / name for name in names]
+    single = folder / "model.safetensors"
+    return [single] if single.is_file() else []
+
+
 def _tensors(folder: Path) -> dict[str, np.ndarray]:
-    """Every tensor of the folder's safetensors files, as float32 numpy arrays."""
+    """Every tensor of the model's safetensors files, as float32 numpy arrays."""
     import torch
     from safetensors.torch import load_file
 
-    files = sorted(folder.glob("*.safetensors"))
+    files = weight_files(folder)
     if not files:
-        raise ModelError(f"{folder}: no .safetensors weights (export an O1 model folder: o1emb train's OUT/final)")
+        raise ModelError(f"{folder}: no model.safetensors (or the shards model.safetensors.index.json names); export "
+                         "an O1 model folder (o1emb train's OUT/final)")
     out: dict[str, np.ndarray] = {}
     for file in files:
         for name, tensor in load_file(str(file)).items():
@@ -213,14 +228,15 @@ def export_hf(model: str | Path, out: str | Path) -> Path:
     O1 special tokens and the chat template) for vLLM and other servers; the O1 files stay behind."""
     folder, out = Path(model), Path(out)
     found = [name for name in HF_FILES if (folder / name).is_file()]
-    if "config.json" not in found or not list(folder.glob("*.safetensors")):
+    weights = weight_files(folder)
+    if "config.json" not in found or not weights:
         raise ModelError(f"{folder}: not a model folder with config.json and safetensors weights")
     if out.exists() and any(out.iterdir()):
         raise InputError(f"{out} exists and is not empty")
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for name in {*found, *(p.name for p in folder.glob("*.safetensors"))}:
+    for name in {*found, *(p.name for p in weights)}:
         shutil.copy2(folder / name, tmp / name)
     with atomic_write(tmp / "EXPORTED_FROM") as handle:
         handle.write(f"{folder.resolve()}\n")
