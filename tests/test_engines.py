@@ -227,10 +227,10 @@ def test_o1emb_serve_thinks_on_the_engine(model, stub, tiny_qwen_path: Path, tmp
                                                show_progress=False).texts[0]
 
 
-def test_o1emb_eval_and_mine_think_on_the_engine(stub, tiny_qwen_path: Path, tiny_beir: Path, tmp_path: Path,
+def test_o1emb_eval_mine_and_fit_policy_think_on_the_engine(stub, tiny_qwen_path: Path, tiny_beir: Path, tmp_path: Path,
                                                  capsys) -> None:
     """``--think-engine`` of the commands configured by settings (``think.engine``): every thinking query
-    of eval and mine goes to the engine; the thought cache keys the engine (a one-pass run misses it)."""
+    of eval, mine and fit-policy goes to the engine."""
     from o1embedder.cli import main
 
     data = tiny_beir / "alpha"
@@ -245,4 +245,10 @@ def test_o1emb_eval_and_mine_think_on_the_engine(stub, tiny_qwen_path: Path, tin
     assert main(["mine", "--data", str(data), "--split", "train", "--retriever", str(tiny_qwen_path), "--negatives",
                  "2", "--ranks", "1-10", "--out", str(tmp_path / "rows.jsonl"), *engine]) == 0
     assert len({tuple(b["prompt"]) for b in Stub.state["bodies"]}) == 14  # the 14 training queries
+    Stub.state["bodies"] = []
+    assert main(["fit-policy", "--model", str(tiny_qwen_path), "--data", str(tmp_path / "rows.jsonl"), "--out",
+                 str(tmp_path / "with-policy"), "--calibration", "0.25", "--sample", "2", "--dtype", "float32",
+                 "--no-cache", "--no-progress", "--think-engine", f"openai:{stub}#o1-stub"]) == 0
+    assert len({tuple(b["prompt"]) for b in Stub.state["bodies"]}) == 14  # the labels' thoughts, on the stub
+    assert (tmp_path / "with-policy" / "think_policy.json").is_file()
     capsys.readouterr()

@@ -6,9 +6,10 @@ prompt's evaluation. Sampling follows the thinking settings: temperature (0: gre
 min-p 0), ``repetition_penalty`` as llama.cpp's ``repeat_penalty`` (llama.cpp applies it to the last 64
 tokens; transformers' to the whole sequence), and the sample's key as llama.cpp's seed, so a query's
 thoughts do not depend on the other queries of its batch. A thought stops at the model's EOS or at its
-budget. It runs on as many threads as torch does (``threads``; llama-cpp-python's default is half the
-cores). llama.cpp's own random streams differ from ours: sampled thoughts differ from the one-pass
-engine's; greedy ones agree up to near-ties of the logits (docs/benchmarks.md).
+budget. The context is the model's own (``context`` 0). It runs on as many threads as torch does
+(``threads``; llama-cpp-python's default is half the cores). llama.cpp's own random streams differ from
+ours: sampled thoughts differ from the one-pass engine's; greedy ones agree up to near-ties of the
+logits (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ EXTRA = "pip install 'o1embedder[llamacpp]'  (llama-cpp-python; it compiles llam
 
 class LlamaCppEngine:
     def __init__(self, path: str | os.PathLike[str], *, eos_id: int, threads: int | None = None,
-                 context: int = 4096) -> None:
+                 context: int = 0) -> None:
         try:
             import llama_cpp
         except ImportError:
