@@ -204,6 +204,10 @@ def test_o1emb_search_thinks_on_the_engine(model, stub, tiny_qwen_path: Path, tm
     assert printed["thoughts"] == found.texts[0]                          # the stub's thoughts, as texts
     assert main(args) == 0                                                # the one-pass loop thinks otherwise
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["thoughts"] != printed["thoughts"]
+    Stub.state["bodies"] = []                                             # think="auto": its thinking queries too
+    assert main([*args, "--auto-think", "1.0", "--think-engine", f"openai:{stub}#o1-stub"]) == 0
+    auto = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert Stub.state["bodies"] and auto["thoughts"] == printed["thoughts"] and auto["hits"] == printed["hits"]
 
 
 def test_o1emb_serve_thinks_on_the_engine(model, stub, tiny_qwen_path: Path, tmp_path: Path) -> None:
