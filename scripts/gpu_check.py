@@ -18,6 +18,12 @@ check so a killed run keeps what it measured):
 4. ``serve``: ``o1emb serve`` on the demo's index answers ``POST /v1/search`` with thinking (thoughts
    and hits come back).
 5. ``bench-decode``: ``benchmarks/bench_decode.py`` at the SmolLM2-135M shape (random weights) on DEV.
+6. ``engine``: the demo's model thinking on a generation engine beside the one-pass loop (greedy, k = 1,
+   every demo query): vLLM serving ``o1emb export --hf`` through ``--think-engine openai:...`` on a GPU
+   where vLLM is installed (skipped, and said so, where it is not; not yet run: no GPU with vLLM has
+   been lent), llama.cpp through ``o1emb export --gguf`` on the CPU (skipped without llama-cpp-python).
+   Greedy-thought agreement (passes at >= 0.9), the engine's vectors against the given-thoughts path,
+   queries per second of each.
 
 Exit status 0 when every check passed, 1 otherwise. Writes ``--out`` (default gpu-check.json).
 """
@@ -207,6 +213,70 @@ def serve(check: Check) -> dict[str, Any]:
             "thoughts": thoughts, "top": [h.get("id") for h in hits], "request_seconds": round(seconds, 3)}
 
 
+def engine(check: Check) -> dict[str, Any]:
+    """Thinking on a generation engine beside the one-pass loop: vLLM (``o1emb export --hf`` served by
+    ``vllm serve``) on a GPU where vLLM is installed, llama.cpp (``o1emb export --gguf``) on the CPU."""
+    import importlib.util
+
+    folder = check.work / "demo-float32"
+    if check.cpu:
+        if importlib.util.find_spec("llama_cpp") is None:
+            return {"ok": True, "skipped": "llama-cpp-python is not installed (scripts/install-llamacpp.sh)"}
+        gguf = check.work / "demo-f16.gguf"
+        check.o1emb("export", str(folder / "model"), "--gguf", str(gguf))
+        return engine_figures(check, folder, f"llama.cpp:{gguf}")
+    if importlib.util.find_spec("vllm") is None:
+        return {"ok": True, "skipped": "vllm is not installed"}
+    hf = check.work / "demo-hf"
+    check.o1emb("export", str(folder / "model"), "--hf", str(hf))
+    port = free_port()
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(hf), "--port", str(port),
+           "--served-model-name", "o1", "--gpu-memory-utilization", "0.3"]
+    proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"vllm did not start: {proc.stderr.read()[-1500:] if proc.stderr else ''}") from None
+                time.sleep(1)
+        return engine_figures(check, folder, f"openai:http://127.0.0.1:{port}/v1#o1")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def engine_figures(check: Check, folder: Path, spec: str) -> dict[str, Any]:
+    """Greedy thoughts (k = 1) of the demo's queries by the one-pass loop and by the engine ``spec``:
+    agreement, the engine's vectors against the given-thoughts path, queries per second of each."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "src"))
+    from o1embedder.engines import attach
+    from o1embedder.model import O1Embedder
+
+    queries = [json.loads(line)["text"] for line in (folder / "world" / "queries.jsonl").read_text().splitlines()]
+    greedy = {"n_thoughts": 1, "temperature": 0.0, "max_new_tokens": 24, "show_progress": False}
+    ours = O1Embedder.from_pretrained(folder / "model", device=check.device, dtype="float32")
+    other = attach(O1Embedder.from_pretrained(folder / "model", device=check.device, dtype="float32"), spec)
+    timed = {}
+    for name, model in (("one-pass", ours), ("engine", other)):
+        model.think(queries[:4], **greedy)                                           # warm-up
+        start = time.perf_counter()
+        timed[name] = (model.think(queries, **greedy), time.perf_counter() - start)
+    (mine, own), (theirs, took) = timed["one-pass"], timed["engine"]
+    agree = sum(a == b for a, b in zip(mine.ids, theirs.ids, strict=True)) / len(queries)
+    given = ours.encode_queries(queries, thoughts=theirs.ids, show_progress=False)
+    diff = float(np.abs(np.asarray(theirs.pooled) - given).max())
+    return {"ok": agree >= 0.9 and diff < 1e-3, "engine": spec.split(":")[0], "queries": len(queries),
+            "greedy_agreement": round(agree, 3), "max_vector_difference": diff,
+            "one_pass_queries_per_s": round(len(queries) / own, 2), "engine_queries_per_s": round(len(queries) / took, 2),
+            "engine_over_one_pass": round(own / took, 2)}
+
+
 def bench_decode(check: Check) -> dict[str, Any]:
     size = ["--rows", "2", "--new-tokens", "4", "--prompt-tokens", "16", "--reps", "1"] if check.cpu else []
     cmd = [sys.executable, str(REPO / "benchmarks" / "bench_decode.py"), "--device", check.device, *size]
@@ -243,6 +313,7 @@ def main() -> int:
     check.run("rl-torchrun", lambda: rl(check))
     check.run("serve", lambda: serve(check))
     check.run("bench-decode", lambda: bench_decode(check))
+    check.run("engine", lambda: engine(check))
     failed = [name for name, found in check.results["checks"].items() if not found.get("ok")]
     check.results["passed"] = not failed
     check.out.write_text(json.dumps(check.results, indent=2) + "\n")

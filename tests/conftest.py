@@ -165,6 +165,18 @@ latency: {{queries: 2}}
 and expert; ``str.format`` it with ``out``, ``data``, ``model`` and ``minilm``."""
 
 
+SMALL_DEMO = {"seed": 1, "n_people": 8, "works_per_person": 3, "n_cities": 4, "epochs": 4.0, "hidden": 48,
+              "layers": 2, "vocab_size": 400}
+"""A demo small enough for a module fixture (about half a minute): its world, trained model and index."""
+
+
+def run_small_demo(out: Path) -> dict:
+    """``o1emb demo`` at :data:`SMALL_DEMO` into ``out``; returns its report."""
+    from o1embedder.demo import DemoConfig, run_demo
+
+    return run_demo(DemoConfig(out=str(out), **SMALL_DEMO))
+
+
 @pytest.fixture(scope="session")
 def tiny_beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two small BEIR folders, ``alpha`` (train, test) and ``beta`` (train, dev, test)."""

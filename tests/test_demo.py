@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_small_demo
 
 from o1embedder.demo import DemoConfig, run_demo
 
@@ -12,9 +13,7 @@ from o1embedder.demo import DemoConfig, run_demo
 @pytest.fixture(scope="module")
 def small_demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    config = DemoConfig(out=str(out), seed=1, n_people=8, works_per_person=3, n_cities=4, epochs=4.0,
-                        hidden=48, layers=2, vocab_size=400)
-    return out, run_demo(config)
+    return out, run_small_demo(out)
 
 
 def test_report_structure(small_demo):

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_module
+from conftest import require_module, run_small_demo
 
 from o1embedder.cli import main
-from o1embedder.demo import DemoConfig, run_demo
 from o1embedder.engines import attach
 from o1embedder.formats import load_beir
 from o1embedder.model import O1Embedder
@@ -28,8 +27,7 @@ GREEDY = {"n_thoughts": 1, "temperature": 0.0, "max_new_tokens": 12, "show_progr
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    run_demo(DemoConfig(out=str(out), seed=1, n_people=8, works_per_person=3, n_cities=4, epochs=4.0,
-                        hidden=48, layers=2, vocab_size=400))
+    run_small_demo(out)
     return out
 
 

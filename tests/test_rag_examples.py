@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, require_module
+from conftest import REPO, require_module, run_small_demo
 
-from o1embedder.demo import DemoConfig, run_demo
 from o1embedder.formats import load_beir
 
 EXAMPLES = {"langchain": ("langchain_qdrant", "langchain-qdrant"),
@@ -24,8 +23,7 @@ EXAMPLES = {"langchain": ("langchain_qdrant", "langchain-qdrant"),
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
-    run_demo(DemoConfig(out=str(out), seed=1, n_people=8, works_per_person=3, n_cities=4, epochs=4.0,
-                        hidden=48, layers=2, vocab_size=400))
+    run_small_demo(out)
     return out
 
 
