@@ -16,8 +16,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gguf", metavar="FILE", help="write a GGUF file here")
     p.add_argument("--type", default="f16", choices=TYPES, help="GGUF tensor type of the weights (default f16)")
     p.add_argument("--pre", default="default",
-                   help="llama.cpp's pre-tokenizer name (smollm for SmolLM2, qwen2, llama-bpe, ...; default "
-                        "'default': only text prompts are affected, the engines are given token ids)")
+                   help="llama.cpp's pre-tokenizer name: smollm for SmolLM2, qwen2, llama-bpe, ... (default "
+                        "default; it only matters to text prompts, the engines are given token ids)")
     p.add_argument("--hf", metavar="DIR", help="write a plain Hugging Face folder here (must not exist or be empty)")
     p.set_defaults(func=run)
 
