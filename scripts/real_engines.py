@@ -13,7 +13,8 @@ For every O1 model and query set of the split, each GGUF type:
   difference to the run's one-pass thinking (the vectors the run stored, ``OUT/thoughts/``, 95 %
   bootstrap interval), the mean thought length and the seconds;
 - greedy agreement: on the first ``--agreement`` queries, one greedy thought each from the one-pass path
-  and from the engine; the share that are identical token for token.
+  (in float32, and in the recipe's dtype: bf16 rounding alone changes greedy thoughts) and from the
+  engine; the share that are identical token for token.
 Writes ``OUT/engines-SPLIT.json`` and prints a table. Nothing of the run changes.
 """
 
@@ -67,7 +68,8 @@ def main() -> None:
             baseline = ndcg_per_query(load_index(out / "indexes" / qs.dataset / name), pool(np.load(stored)),
                                       list(qs.queries), qs.qrels)
             sets.append((qs, baseline))
-        own_greedy = {}
+        exact = O1Embedder.from_pretrained(folder, device=device, dtype="float32")
+        own_greedy: dict[str, dict[str, list]] = {}
         for qtype in args.types:
             gguf = out / "engines" / f"{name}-{qtype}.gguf"
             if not gguf.is_file():
@@ -83,15 +85,17 @@ def main() -> None:
                 seconds = time.perf_counter() - start
                 per_query = ndcg_per_query(idx, pool(found.vectors), qids, qs.qrels)
                 head = texts[: args.agreement]
-                if qs.dataset not in own_greedy:
-                    own_greedy[qs.dataset] = ours.think(head, **greedy).ids
+                if qs.dataset not in own_greedy:          # our loop in float32, and in the run's dtype
+                    own_greedy[qs.dataset] = {"float32": exact.think(head, **greedy).ids,
+                                              str(recipe.dtype): ours.think(head, **greedy).ids}
                 theirs = engine.think(head, **greedy).ids
-                agree = sum(a == b for a, b in zip(own_greedy[qs.dataset], theirs, strict=True)) / len(head)
+                rates = {k: round(sum(a == b for a, b in zip(v, theirs, strict=True)) / len(head), 3)
+                         for k, v in own_greedy[qs.dataset].items()}
                 lengths = [n for row in found.lengths for n in row]
                 row = {"model": name, "dataset": qs.dataset, "type": qtype, "gguf_mb": round(gguf.stat().st_size / 2**20, 1),
                        "one_pass_ndcg@10": round(float(np.mean(list(baseline.values()))), 4),
                        "ndcg@10": round(float(np.mean(list(per_query.values()))), 4),
-                       "minus_one_pass": paired_difference(per_query, baseline), "greedy_agreement": round(agree, 3),
+                       "minus_one_pass": paired_difference(per_query, baseline), "greedy_agreement": rates,
                        "agreement_queries": len(head), "mean_tokens": round(float(np.mean(lengths)), 2),
                        "seconds": round(seconds, 1), "queries": len(texts)}
                 rows.append(row)
@@ -99,7 +103,7 @@ def main() -> None:
                 d = row["minus_one_pass"]
                 print(f"{name:<12} {qs.dataset:<10} {qtype:<5} nDCG@10 {row['ndcg@10']:.4f} vs one-pass "
                       f"{row['one_pass_ndcg@10']:.4f} ({d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}])  "
-                      f"greedy agreement {agree:.3f}  tokens {row['mean_tokens']:.1f}  {seconds:.0f}s", flush=True)
+                      f"greedy agreement {rates}  tokens {row['mean_tokens']:.1f}  {seconds:.0f}s", flush=True)
 
 
 if __name__ == "__main__":

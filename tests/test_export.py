@@ -102,3 +102,26 @@ def test_bad_input_gets_one_line(tiny_qwen_path: Path, tmp_path: Path, capsys, m
     monkeypatch.setitem(sys.modules, "gguf", None)
     assert main(["export", str(tiny_qwen_path), "--gguf", str(tmp_path / "z.gguf")]) == 2
     assert "o1embedder[gguf]" in capsys.readouterr().err
+
+
+def test_the_rotary_base_is_read_where_transformers_5_writes_it(tiny_llama_path: Path, tmp_path: Path) -> None:
+    """transformers 5 keeps rope_theta under ``rope_parameters``: an export that read only the top-level
+    key wrote llama.cpp's default base (10,000) for SmolLM2's 100,000, and llama.cpp's greedy thoughts
+    diverged from ours within a few tokens. Scaled RoPE types are refused."""
+    from gguf import GGUFReader
+
+    folder = tmp_path / "theta"
+    shutil.copytree(tiny_llama_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("rope_theta", None)
+    config["rope_parameters"] = {"rope_theta": 100000.0, "rope_type": "default"}
+    (folder / "config.json").write_text(json.dumps(config))
+    reader = GGUFReader(str(export_gguf(folder, tmp_path / "theta.gguf", qtype="f32")))
+    field = reader.fields["llama.rope.freq_base"]
+    assert float(field.parts[field.data[0]][0]) == 100000.0
+    config["rope_parameters"] = {"rope_theta": 500000.0, "rope_type": "llama3", "factor": 8.0,
+                                 "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                                 "original_max_position_embeddings": 8192}
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(InputError, match="llama3"):
+        export_gguf(folder, tmp_path / "scaled.gguf")

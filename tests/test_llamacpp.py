@@ -74,3 +74,34 @@ def test_o1emb_think_runs_on_llama_cpp(demo: Path, test_queries: list[str], tmp_
     assert on_engine == own                                      # same greedy thought, either writer
     assert main([*args, "--think-engine", f"llama.cpp:{tmp_path / 'none.gguf'}"]) == 2
     assert "no such GGUF file" in capsys.readouterr().err
+
+
+
+def test_a_llama_with_another_rotary_base_gives_our_logits_on_llama_cpp(tiny_llama_path: Path, tmp_path: Path) -> None:
+    """The Llama layout (q/k rows interleaved for llama.cpp's rotary) and a rotary base other than the
+    default, written where transformers 5 writes it (``rope_parameters``), SmolLM2's case: at f32 the
+    next-token logits after each prompt are ours. (Greedy thoughts of a tiny random model could not
+    tell: they came out the same with the base or the interleave left wrong.)"""
+    import shutil
+
+    import llama_cpp
+    import torch
+
+    folder = tmp_path / "llama"
+    shutil.copytree(tiny_llama_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("rope_theta", None)
+    config["rope_parameters"] = {"rope_theta": 100000.0, "rope_type": "default"}
+    (folder / "config.json").write_text(json.dumps(config))
+    gguf = tmp_path / "llama.gguf"
+    assert main(["export", str(folder), "--gguf", str(gguf), "--type", "f32"]) == 0
+    ours = O1Embedder.from_pretrained(folder, device="cpu", dtype="float32")
+    llm = llama_cpp.Llama(model_path=str(gguf), n_ctx=0, logits_all=True, verbose=False)
+    for query in ["alpha river tower", "which bridge crosses the ocean and the river near the old tower"]:
+        ids = ours.template.query_prompt_ids(query)
+        llm.reset()
+        llm.eval(ids)
+        theirs = np.asarray(llm.scores[len(ids) - 1])
+        with torch.no_grad():
+            mine = ours.model(torch.tensor([ids])).logits[0, -1].float().numpy()
+        assert np.abs(theirs[: len(mine)] - mine).max() < 1e-3 * max(1.0, float(np.abs(mine).max())), query

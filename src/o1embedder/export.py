@@ -9,7 +9,8 @@ O1 folder's weights, and the chat template travels along.
 GGUF (``gguf`` package's writer, no llama.cpp needed to write it):
 
 - architectures: Llama-family configs (``llama``, ``mistral``: GGUF ``llama``) and Qwen2 (``qwen2``), with
-  the hyper-parameters llama.cpp reads (context, widths, heads, RMS epsilon, RoPE base);
+  the hyper-parameters llama.cpp reads (context, widths, heads, RMS epsilon, RoPE base: ``rope_theta``
+  or, as transformers 5 writes it, ``rope_parameters.rope_theta``; scaled RoPE types are refused);
 - Llama's query and key projections are permuted from Hugging Face's half-split rotary layout to the
   interleaved one llama.cpp's ``llama`` architecture rotates (Qwen2 in llama.cpp rotates the half-split
   layout: its weights go as they are);
@@ -129,6 +130,20 @@ def _vocabulary(folder: Path, rows: int) -> tuple[list[str], list[int], Any]:
     return tokens, types, tokenizer
 
 
+def rope_theta(config: dict[str, Any], folder: Path) -> float:
+    """The rotary base of a config: top-level ``rope_theta`` (transformers 4) or ``rope_parameters``
+    (transformers 5 writes it there); scaled rotary embeddings (llama3, yarn, ...) are refused."""
+    params = config.get("rope_parameters") or {}
+    scaling = config.get("rope_scaling") or {}
+    kind = params.get("rope_type") or scaling.get("rope_type") or scaling.get("type") or "default"
+    if kind != "default":
+        raise InputError(f"{folder}: rotary embeddings of type {kind!r} are not exported to GGUF yet")
+    theta = config.get("rope_theta", params.get("rope_theta"))
+    if theta is None:
+        raise ModelError(f"{folder}: config.json names no rope_theta")
+    return float(theta)
+
+
 def _quantized(gguf: Any, name: str, data: np.ndarray, qtype: str) -> tuple[np.ndarray, Any]:
     q = gguf.GGMLQuantizationType
     if data.ndim == 1 or qtype == "f32":
@@ -164,6 +179,7 @@ def export_gguf(model: str | Path, out: str | Path, *, qtype: str = "f16", pre: 
     if arch is None:
         raise InputError(f"{folder}: model_type {config.get('model_type')!r} is not exported to GGUF "
                          f"(supported: {', '.join(sorted(ARCHITECTURES))})")
+    theta = rope_theta(config, folder)                  # checked before anything is read or written
     tensors = _tensors(folder)
     embed = tensors.get("model.embed_tokens.weight")
     if embed is None:
@@ -184,7 +200,7 @@ def export_gguf(model: str | Path, out: str | Path, *, qtype: str = "f16", pre: 
     writer.add_head_count(heads)
     writer.add_head_count_kv(kv_heads)
     writer.add_rope_dimension_count(head_dim)
-    writer.add_rope_freq_base(float(config.get("rope_theta", 10000.0)))
+    writer.add_rope_freq_base(theta)
     writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-6)))
     writer.add_vocab_size(len(tokens))
     writer.add_file_type(_file_type(gguf, qtype))
