@@ -8,7 +8,7 @@
 # - GGML_NATIVE=ON: llama.cpp's CPU kernels for the instructions this CPU has (AVX2, AVX-512, AVX-512 BF16);
 # - -mno-amx-*: without the AMX kernels. A native build on a CPU with AMX crashed at the first evaluation
 #   (a segmentation fault, llama-cpp-python 0.3.36); the AVX-512 build ran;
-# - tests, examples and tools of llama.cpp are not built.
+# - tests and examples of llama.cpp are not built.
 set -euo pipefail
 PYTHON="${1:-python3}"
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ if "$PYTHON" -c "import llama_cpp" 2>/dev/null; then
     exit 0
 fi
 NO_AMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
-export CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+export CMAKE_ARGS="-DGGML_NATIVE=ON -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF \
 -DCMAKE_C_FLAGS='$NO_AMX' -DCMAKE_CXX_FLAGS='$NO_AMX'"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
 start=$SECONDS
