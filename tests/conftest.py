@@ -7,6 +7,7 @@ The real data (BEIR SciFact/NFCorpus, training samples) is read from ``$O1EMB_DA
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from pathlib import Path
@@ -163,6 +164,19 @@ latency: {{queries: 2}}
 """
 """The recipe of tests/test_pipeline.py: ``alpha`` and ``beta`` (``tiny_beir``), a tiny model as base
 and expert; ``str.format`` it with ``out``, ``data``, ``model`` and ``minilm``."""
+
+
+def with_rope(model: Path, out: Path, parameters: dict) -> dict:
+    """A copy of the model folder ``model`` at ``out`` whose config keeps its rotary settings as
+    transformers 5 writes them (``rope_parameters``, no top-level ``rope_theta``); returns the config."""
+    import shutil
+
+    shutil.copytree(model, out, dirs_exist_ok=True)
+    config = json.loads((out / "config.json").read_text())
+    config.pop("rope_theta", None)
+    config["rope_parameters"] = parameters
+    (out / "config.json").write_text(json.dumps(config))
+    return config
 
 
 SMALL_DEMO = {"seed": 1, "n_people": 8, "works_per_person": 3, "n_cities": 4, "epochs": 4.0, "hidden": 48,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import with_rope
 
 from o1embedder.cli import main
 from o1embedder.errors import InputError
@@ -111,11 +112,7 @@ def test_the_rotary_base_is_read_where_transformers_5_writes_it(tiny_llama_path:
     from gguf import GGUFReader
 
     folder = tmp_path / "theta"
-    shutil.copytree(tiny_llama_path, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.pop("rope_theta", None)
-    config["rope_parameters"] = {"rope_theta": 100000.0, "rope_type": "default"}
-    (folder / "config.json").write_text(json.dumps(config))
+    config = with_rope(tiny_llama_path, folder, {"rope_theta": 100000.0, "rope_type": "default"})
     reader = GGUFReader(str(export_gguf(folder, tmp_path / "theta.gguf", qtype="f32")))
     field = reader.fields["llama.rope.freq_base"]
     assert float(field.parts[field.data[0]][0]) == 100000.0

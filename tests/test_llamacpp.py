@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import require_module, run_small_demo
+from conftest import require_module, run_small_demo, with_rope
 
 from o1embedder.cli import main
 from o1embedder.engines import attach
@@ -82,17 +82,11 @@ def test_a_llama_with_another_rotary_base_gives_our_logits_on_llama_cpp(tiny_lla
     default, written where transformers 5 writes it (``rope_parameters``), SmolLM2's case: at f32 the
     next-token logits after each prompt are ours. (Greedy thoughts of a tiny random model could not
     tell: they came out the same with the base or the interleave left wrong.)"""
-    import shutil
-
     import llama_cpp
     import torch
 
     folder = tmp_path / "llama"
-    shutil.copytree(tiny_llama_path, folder)
-    config = json.loads((folder / "config.json").read_text())
-    config.pop("rope_theta", None)
-    config["rope_parameters"] = {"rope_theta": 100000.0, "rope_type": "default"}
-    (folder / "config.json").write_text(json.dumps(config))
+    with_rope(tiny_llama_path, folder, {"rope_theta": 100000.0, "rope_type": "default"})
     gguf = tmp_path / "llama.gguf"
     assert main(["export", str(folder), "--gguf", str(gguf), "--type", "f32"]) == 0
     ours = O1Embedder.from_pretrained(folder, device="cpu", dtype="float32")
