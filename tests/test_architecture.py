@@ -23,7 +23,7 @@ ALLOWED: dict[str, set[str]] = {
     "distributed": set(),
     "checkpoints": set(),
     "export": {"formats"},
-    "engines": {"model"},
+    "engines": {"model", "resume"},
     "model": {"templates", "formats", "checkpoints"},
     "losses": {"distributed"},
     "training": {"model", "losses", "distributed", "formats", "templates", "checkpoints", "resume"},

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).parent / "browser"))
 from o1embedder.engines import make_engine  # noqa: E402
 from o1embedder.errors import InputError, ModelError  # noqa: E402
 from o1embedder.model import O1Embedder  # noqa: E402
+from o1embedder.resume import quick_digest  # noqa: E402
 from o1embedder.retrieval.thought_cache import model_numerics  # noqa: E402
 
 QUERIES = ["alpha river tower", "which bridge crosses the ocean", "copper and silver"]
@@ -83,7 +84,9 @@ def test_llama_cpp_writes_the_thoughts_and_the_model_embeds_them(model, fake_lla
             assert thought == expect[: min(5, expect.index(model.template.eos_id))]   # EOS or the budget
             assert call[2]["temp"] == 0.7 and call[2]["top_k"] == 0
     assert len({c[1] for c in fake_llama.calls}) > 1                     # a seed per (query, sample)
-    assert model_numerics(model)["engine"] == "llama.cpp:m.gguf@64"
+    assert model_numerics(model)["engine"] == f"llama.cpp:m.gguf@{quick_digest([gguf])[:16]}"
+    gguf.write_bytes(b"GGUF" + bytes(59) + b"x")                         # same name and size, other bytes
+    assert make_engine(f"llama.cpp:{gguf}", model).identity != model.engine.identity
     with pytest.raises(InputError, match="early exit"):
         model.think(QUERIES, exit_eps=0.01, show_progress=False)
 

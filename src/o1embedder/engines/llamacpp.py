@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, ModelError
+from ..resume import quick_digest
 from . import check_settings
 
 EXTRA = "pip install 'o1embedder[llamacpp]'  (llama-cpp-python; it compiles llama.cpp, about 8 minutes on 2 cores)"
@@ -39,7 +40,9 @@ class LlamaCppEngine:
 
             threads = torch.get_num_threads()
         self.eos_id, self.threads = eos_id, threads
-        self.identity = f"llama.cpp:{path.name}@{path.stat().st_size}"
+        # the file's content digest, not its name and size: a re-export to the same name (another
+        # quantization, a fixed header) must not be served the thoughts cached for the old file
+        self.identity = f"llama.cpp:{path.name}@{quick_digest([path])[:16]}"
         try:
             self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=context, n_threads=threads,
                                        n_threads_batch=threads, verbose=False)
