@@ -12,6 +12,8 @@ For every O1 model and query set of the split, each GGUF type:
   mean-pooled vector searches the model's own index of the run; the row gives nDCG@10 and its paired
   difference to the run's one-pass thinking (the vectors the run stored, ``OUT/thoughts/``, 95 %
   bootstrap interval), the mean thought length and the seconds;
+- sampled agreement: the share of (query, sample) thoughts equal token for token to the run's own (our
+  loop in the recipe's dtype; the engine samples with our sampler and the same keys);
 - greedy agreement: on the first ``--agreement`` queries, one greedy thought each from the one-pass path
   (in float32, and in the recipe's dtype: bf16 rounding alone changes greedy thoughts) and from the
   engine; the share that are identical token for token.
@@ -92,10 +94,18 @@ def main() -> None:
                 rates = {k: round(sum(a == b for a, b in zip(v, theirs, strict=True)) / len(head), 3)
                          for k, v in own_greedy[qs.dataset].items()}
                 lengths = [n for row in found.lengths for n in row]
-                row = {"model": name, "dataset": qs.dataset, "type": qtype, "gguf_mb": round(gguf.stat().st_size / 2**20, 1),
+                run_ids = {}       # the run's own sampled thoughts (our bf16 loop, the same keys)
+                with thoughts_path(recipe, name, qs, ".jsonl").open(encoding="utf-8") as lines:
+                    for line in lines:
+                        record = json.loads(line)
+                        run_ids[record["id"]] = record["ids"]
+                pairs = [(a, b) for qid, per in zip(qids, found.ids, strict=True)
+                         for a, b in zip(run_ids[qid], per, strict=True)]
+                row = {"model": name, "dataset": qs.dataset, "type": qtype, "engine": engine.engine.identity, "gguf_mb": round(gguf.stat().st_size / 2**20, 1),
                        "one_pass_ndcg@10": round(float(np.mean(list(baseline.values()))), 4),
                        "ndcg@10": round(float(np.mean(list(per_query.values()))), 4),
                        "minus_one_pass": paired_difference(per_query, baseline), "greedy_agreement": rates,
+                       "sampled_equal_to_run": round(sum(a == b for a, b in pairs) / len(pairs), 3),
                        "agreement_queries": len(head), "mean_tokens": round(float(np.mean(lengths)), 2),
                        "seconds": round(seconds, 1), "queries": len(texts)}
                 rows.append(row)

@@ -1,5 +1,5 @@
-"""Thinking engines (o1embedder.engines): a fake llama-cpp-python module and a local OpenAI-compatible stub
-server write the thoughts; the vectors are then exactly the given-thoughts path's for those thoughts;
+"""Thinking engines (o1embedder.engines): a local OpenAI-compatible stub server writes the thoughts (the
+llama.cpp engine, on the real llama-cpp-python: tests/test_llamacpp.py); the vectors are then exactly the given-thoughts path's for those thoughts;
 EOS and the budget stop a thought; retries, errors and refused settings; engines key the thought cache."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -18,7 +18,6 @@ sys.path.insert(0, str(Path(__file__).parent / "browser"))
 from o1embedder.engines import make_engine  # noqa: E402
 from o1embedder.errors import InputError, ModelError  # noqa: E402
 from o1embedder.model import O1Embedder  # noqa: E402
-from o1embedder.resume import quick_digest  # noqa: E402
 from o1embedder.retrieval.thought_cache import model_numerics  # noqa: E402
 
 QUERIES = ["alpha river tower", "which bridge crosses the ocean", "copper and silver"]
@@ -46,54 +45,7 @@ def _check_vectors(model: O1Embedder, budget: int) -> list[list[list[int]]]:
     return found.ids
 
 
-# -- llama.cpp (a fake llama_cpp module: the real one compiles for 8 minutes) ------------------------------
-
-class FakeLlama:
-    calls: list[tuple] = []
-
-    def __init__(self, model_path: str, n_ctx: int, n_threads, n_threads_batch, verbose: bool) -> None:
-        self.seed = 0
-
-    def set_seed(self, seed: int) -> None:
-        self.seed = seed
-
-    def generate(self, tokens, **sampling):
-        FakeLlama.calls.append((tuple(tokens), self.seed, sampling))
-        yield from _thought(list(tokens), self.seed, FakeLlama.eos)
-
-
-@pytest.fixture
-def fake_llama(monkeypatch, model: O1Embedder) -> type[FakeLlama]:
-    module = ModuleType("llama_cpp")
-    module.Llama = FakeLlama
-    FakeLlama.calls, FakeLlama.eos = [], model.template.eos_id
-    monkeypatch.setitem(sys.modules, "llama_cpp", module)
-    return FakeLlama
-
-
-def test_llama_cpp_writes_the_thoughts_and_the_model_embeds_them(model, fake_llama, tmp_path: Path) -> None:
-    gguf = tmp_path / "m.gguf"
-    gguf.write_bytes(b"GGUF" + bytes(60))
-    model.engine = make_engine(f"llama.cpp:{gguf}", model)
-    ids = _check_vectors(model, budget=5)
-    prompts = [model.template.query_prompt_ids(q) for q in QUERIES]
-    for q, per in enumerate(ids):
-        for s, thought in enumerate(per):
-            call = next(c for c in fake_llama.calls if c[0] == tuple(prompts[q]) and c[1] == _key(model, q, s))
-            expect = _thought(prompts[q], call[1], model.template.eos_id)
-            assert thought == expect[: min(5, expect.index(model.template.eos_id))]   # EOS or the budget
-            assert call[2]["temp"] == 0.7 and call[2]["top_k"] == 0
-    assert len({c[1] for c in fake_llama.calls}) > 1                     # a seed per (query, sample)
-    assert model_numerics(model)["engine"] == f"llama.cpp:m.gguf@{quick_digest([gguf])[:16]}"
-    gguf.write_bytes(b"GGUF" + bytes(59) + b"x")                         # same name and size, other bytes
-    assert make_engine(f"llama.cpp:{gguf}", model).identity != model.engine.identity
-    with pytest.raises(InputError, match="early exit"):
-        model.think(QUERIES, exit_eps=0.01, show_progress=False)
-
-
-def _key(model: O1Embedder, q: int, s: int) -> int:
-    return int(model.sample_keys([QUERIES[q]], 2, 3)[s]) & 0x7FFFFFFF
-
+# -- llama.cpp: the real one in tests/test_llamacpp.py (the llamacpp extra; CI builds it) -----------------
 
 def test_a_missing_llama_cpp_gets_one_line(model, monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setitem(sys.modules, "llama_cpp", None)

@@ -1,7 +1,8 @@
 """The llama.cpp engine on the real llama-cpp-python (the ``llamacpp`` extra; CI builds it): the demo's
 trained model, exported by ``o1emb export``, loads in llama.cpp and in transformers; at F16 both write the
 greedy thoughts our one-pass path writes for at least 95 % of the demo's test queries; every engine's
-vector is the given-thoughts path's for its own thoughts; ``o1emb think --think-engine`` runs it.
+vector is the given-thoughts path's for its own thoughts; sampled thoughts and repetition control are the
+one-pass loop's (our sampler on llama.cpp's logits); ``o1emb think --think-engine`` runs it.
 (Fakes of llama-cpp-python and of an OpenAI server: tests/test_engines.py.)"""
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import pytest
 from conftest import require_module, run_small_demo, with_rope
 
 from o1embedder.cli import main
-from o1embedder.engines import attach
+from o1embedder.engines import attach, make_engine
+from o1embedder.errors import InputError
+from o1embedder.export import export_gguf
 from o1embedder.formats import load_beir
 from o1embedder.model import O1Embedder
+from o1embedder.model.settings import ThinkConfig
 
 require_module("llama_cpp", "pip install 'o1embedder[llamacpp]'")
 require_module("gguf", "pip install 'o1embedder[gguf]'")
@@ -58,6 +62,44 @@ def test_the_demos_model_exported_thinks_on_llama_cpp(demo: Path, test_queries: 
     if qtype == "f16":                                           # transformers loads the very file too
         back = O1Embedder.from_pretrained(gguf, device="cpu", dtype="float32")
         assert _agreement(mine.ids, back.think(test_queries, **GREEDY).ids) >= 0.95
+
+
+@pytest.fixture(scope="module")
+def demo_gguf(demo: Path, tmp_path_factory) -> Path:
+    gguf = tmp_path_factory.mktemp("gguf") / "demo-f16.gguf"
+    export_gguf(demo / "model", gguf, qtype="f16")
+    return gguf
+
+
+@pytest.mark.parametrize("settings", [
+    {"n_thoughts": 3, "temperature": 0.7, "top_p": 0.9, "seed": 3},           # sampled: our sampler, our keys
+    {"n_thoughts": 1, "temperature": 0.0, "repetition_penalty": 1.3, "no_repeat_ngram_size": 2},
+], ids=["sampled", "repetition-control"])
+def test_llama_cpp_chooses_tokens_as_the_one_pass_loop(demo: Path, demo_gguf: Path, test_queries: list[str],
+                                                       settings: dict) -> None:
+    """llama.cpp gives the logits, our code picks the tokens: sampled thoughts (and repetition control, with
+    transformers' meaning) are the one-pass loop's wherever the logits agree; grouping the rows differently
+    (one query per llama.cpp batch) changes none of them, so the thought cache may key them per query."""
+    kw = {**settings, "max_new_tokens": 12, "show_progress": False}
+    mine = O1Embedder.from_pretrained(demo / "model", device="cpu", dtype="float32").think(test_queries, **kw).ids
+    model = O1Embedder.from_pretrained(demo / "model", device="cpu", dtype="float32")
+    theirs = attach(model, f"llama.cpp:{demo_gguf}").think(test_queries, **kw).ids
+    rows = [(a, b) for x, y in zip(mine, theirs, strict=True) for a, b in zip(x, y, strict=True)]
+    assert sum(a == b for a, b in rows) / len(rows) >= 0.95 and len({tuple(b) for _, b in rows}) > 1
+    alone = attach(model, f"llama.cpp:{demo_gguf}", max_rows=settings["n_thoughts"]).think(test_queries, **kw).ids
+    assert alone == theirs
+
+
+def test_the_llama_cpp_engine_refuses_what_it_cannot_do(demo: Path, demo_gguf: Path, tmp_path: Path) -> None:
+    model = O1Embedder.from_pretrained(demo / "model", device="cpu", dtype="float32")
+    engine = make_engine(f"llama.cpp:{demo_gguf}", model, context=64)
+    with pytest.raises(InputError, match="early exit"):
+        engine.write([[1, 2, 3]], [8], ThinkConfig(exit_eps=0.01), [0])
+    with pytest.raises(InputError, match="does not fit llama.cpp's context of 64"):
+        engine.write([list(range(10, 50))], [40], ThinkConfig(n_thoughts=1), [0])
+    copy = tmp_path / demo_gguf.name                # same name, other bytes: another identity (thought cache)
+    export_gguf(demo / "model", copy, qtype="q8_0")
+    assert make_engine(f"llama.cpp:{copy}", model).identity != engine.identity
 
 
 def test_o1emb_think_runs_on_llama_cpp(demo: Path, test_queries: list[str], tmp_path: Path, capsys) -> None:

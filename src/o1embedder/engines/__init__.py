@@ -34,12 +34,13 @@ class ThoughtEngine(Protocol):
         """``cfg.n_thoughts`` thoughts per prompt, row-major (prompt ``i``'s samples at ``i*n .. i*n+n-1``)."""
 
 
-def check_settings(cfg: Any, engine: str) -> None:
-    """Settings only the one-pass loop has are refused, never silently ignored."""
+def check_settings(cfg: Any, engine: str, *, repetition: bool = False) -> None:
+    """Settings only the one-pass loop has are refused, never silently ignored. ``repetition``: the engine
+    applies :mod:`~o1embedder.model.repetition`'s control itself (both kinds, as the one-pass loop)."""
     if cfg.exit_eps > 0:
         raise InputError(f"early exit (exit_eps) watches the query vector while the thought is written: only "
                          f"the one-pass engine has it, not {engine}")
-    if cfg.no_repeat_ngram_size > 0:
+    if cfg.no_repeat_ngram_size > 0 and not repetition:
         raise InputError(f"no_repeat_ngram_size is not available on {engine}: use repetition_penalty, or the "
                          "one-pass engine")
 
