@@ -15,6 +15,9 @@ In-process: ``O1Embedder.encode_queries([q], ...)``. Served: ``POST /v1/embeddin
 at the client. Shapes: ``smollm2`` is a random model of SmolLM2-135M's shape (hidden 576, 30 layers,
 9/3 heads, vocabulary 49,152, tied); ``toy`` is the demo's (Qwen2, hidden 128, 4 layers, 4 heads,
 vocabulary 1,200). ``--decode`` picks the decode path in-process (``auto``: static for these shapes).
+``--modes``: ``one-pass`` (that path), ``one-pass-fast`` (``decode="fast"``: one-row steps on float16
+copies of the weights, model/fastdecode.py) and ``llama.cpp-TYPE`` (the llama.cpp engine on the model
+exported at TYPE) each get their thinking rows.
 Each thinking row also gets ``ms_per_token`` (its p50 minus the no-think p50, over the thought tokens:
 one decode step) and ``floor_ms_per_token``: the model's weight bytes (in the dtype it runs in; a tied
 embedding counted once, as the LM head streams it every step) over the machine's memory bandwidth,
@@ -199,8 +202,8 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--stream-mib", type=int, default=512, help="MiB per buffer of the bandwidth copy")
     parser.add_argument("--modes", default="one-pass,llama.cpp-f16,llama.cpp-q8_0,llama.cpp-q4_0",
-                        help="thinking engines, comma-separated: one-pass and/or llama.cpp-TYPE (TYPE: a GGUF type "
-                             "of o1emb export; needs llama-cpp-python)")
+                        help="thinking engines, comma-separated: one-pass, one-pass-fast (decode=\"fast\") and/or "
+                             "llama.cpp-TYPE (TYPE: a GGUF type of o1emb export; needs llama-cpp-python)")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bandwidth = bandwidth_gbs(args.stream_mib)
@@ -219,7 +222,13 @@ def main() -> None:
                     rows.append(_row(shape, place, name, "one-pass", values, tokens, found["no-think"]["p50_ms"],
                                      floor))
             no_think = where["in-process"]["no-think"]["p50_ms"]
-            for mode in (m for m in modes if m != "one-pass"):
+            if "one-pass-fast" in modes:    # decode="fast": float16 weight copies at one row (model/fastdecode.py)
+                found = in_process(path, args.queries, args.new_tokens, args.dtype, "fast")
+                for name, values in found.items():
+                    if name != "no-think":
+                        rows.append(_row(shape, "in-process", name, "one-pass-fast", values, values["thought_tokens"],
+                                         no_think, floor))
+            for mode in (m for m in modes if m not in ("one-pass", "one-pass-fast")):
                 gguf = engine_file(path, mode, Path(tmp))
                 found = in_process(path, args.queries, args.new_tokens, args.dtype, args.decode,
                                    engine=f"llama.cpp:{gguf}")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "browser"))
-from o1embedder.engines import make_engine  # noqa: E402
+from o1embedder.engines import attach, make_engine  # noqa: E402
 from o1embedder.errors import InputError, ModelError  # noqa: E402
 from o1embedder.model import O1Embedder  # noqa: E402
 from o1embedder.retrieval.thought_cache import model_numerics  # noqa: E402
@@ -54,6 +54,25 @@ def test_a_missing_llama_cpp_gets_one_line(model, monkeypatch, tmp_path: Path) -
     with pytest.raises(InputError, match="unknown thinking engine"):
         make_engine("vllm-offline:x", model)
     assert make_engine("one-pass", model) is None and "engine" not in model_numerics(model)
+
+
+def test_one_pass_fast_is_the_models_loop_with_fast_decoding(tiny_llama_path: Path, capsys) -> None:
+    """``--think-engine one-pass-fast``: no engine object, the model's own loop with decode="fast", keyed apart
+    in the thought cache; through the command line a user runs."""
+    from o1embedder.cli import main
+
+    model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
+    plain = model_numerics(model)
+    attach(model, "one-pass-fast")
+    assert model.engine is None and model.decode == "fast"
+    assert model_numerics(model)["decode"] == "fast+f16-rows" != plain["decode"]
+    args = ["think", "--model", str(tiny_llama_path), "--dtype", "bfloat16", "--n-thoughts", "1", "--temperature",
+            "0", "--max-new-tokens", "6", "--json", QUERIES[0]]
+    assert main([*args, "--think-engine", "one-pass-fast"]) == 0
+    fast = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(args) == 0
+    exact = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fast["thoughts"] == exact["thoughts"]     # a 6-token greedy thought: no near-tie flips it here
 
 
 # -- an OpenAI-compatible stub server -------------------------------------------------------------------

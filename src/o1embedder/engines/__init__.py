@@ -8,6 +8,7 @@ then comes from one forward of the O1 model over ``prompt + thought + EOS + <emb
 path, so it is exactly what the model embeds for those thoughts, whichever engine wrote them.
 
 - ``one-pass`` (``None``): the model's own loop, thought and vector in one pass (the default);
+  ``one-pass-fast``: the same loop with ``model.decode = "fast"`` (faster kernels, other rounding);
 - ``llama.cpp:FILE.gguf``: llama-cpp-python in this process, on the model exported by ``o1emb export``;
 - ``openai:URL#MODEL``: any OpenAI-compatible completions server (vLLM, llama.cpp's server, TGI,
   SGLang) serving the exported model (``o1emb export --hf``).
@@ -24,6 +25,9 @@ from typing import Any, Protocol
 from ..errors import InputError
 
 ONE_PASS = "one-pass"
+ONE_PASS_FAST = "one-pass-fast"
+"""The model's own loop with ``decode = "fast"`` (:mod:`o1embedder.model.fastdecode`): the packed attention
+kernel and, for one query thinking once in bf16 on a CPU, float16 weight copies; other rounding."""
 
 
 class ThoughtEngine(Protocol):
@@ -48,7 +52,7 @@ def check_settings(cfg: Any, engine: str, *, repetition: bool = False) -> None:
 def make_engine(spec: str | None, model: Any, **options: Any) -> ThoughtEngine | None:
     """The engine ``spec`` names for ``model`` (an :class:`~o1embedder.model.O1Embedder`; ``None`` or
     ``one-pass``: the model's own loop)."""
-    if spec in (None, "", ONE_PASS):
+    if spec in (None, "", ONE_PASS, ONE_PASS_FAST):
         return None
     kind, _, target = spec.partition(":")
     if kind == "llama.cpp" and target:
@@ -59,13 +63,16 @@ def make_engine(spec: str | None, model: Any, **options: Any) -> ThoughtEngine |
         from .openai import OpenAIEngine
 
         return OpenAIEngine(target, tokenizer=model.tokenizer, eos_id=model.template.eos_id, **options)
-    raise InputError(f"unknown thinking engine {spec!r}: one-pass, llama.cpp:FILE.gguf or openai:URL[#MODEL]")
+    raise InputError(f"unknown thinking engine {spec!r}: one-pass, one-pass-fast, llama.cpp:FILE.gguf or "
+                     "openai:URL[#MODEL]")
 
 
 def attach(model: Any, spec: str | None, **options: Any) -> Any:
-    """Set ``model.engine`` to the engine ``spec`` names (``None``/``one-pass``: the model's own loop);
-    returns the model."""
+    """Set ``model.engine`` to the engine ``spec`` names (``None``/``one-pass``: the model's own loop;
+    ``one-pass-fast``: that loop with ``model.decode = "fast"``); returns the model."""
     model.engine = make_engine(spec, model, **options)
+    if spec == ONE_PASS_FAST:
+        model.decode = "fast"
     return model
 
 

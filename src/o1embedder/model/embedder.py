@@ -51,7 +51,9 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
         """How thoughts are decoded: ``"auto"`` (a static KV cache and direct layer calls for Llama-family
         decoders, :mod:`~o1embedder.model.fastdecode`), ``"static"`` or ``"generic"`` (the decoder's own
         forward; every architecture): the same thoughts and vectors either way. ``"fast"``: static with a
-        faster attention call whose rounding differs (vectors to cosine ~0.9997 in bf16)."""
+        faster attention call whose rounding differs (vectors to cosine ~0.9997 in bf16) and, for one
+        query thinking once in bf16 on a CPU, the steps' products on float16 copies of the weights (about
+        2x faster there; they cost as much memory as those weights)."""
         self.engine: Any = None
         """Who writes the thoughts (:mod:`o1embedder.engines`): ``None``, the model's own one-pass loop; or
         an engine (llama.cpp, an OpenAI-compatible server) whose thoughts the model then embeds."""

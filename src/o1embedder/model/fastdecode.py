@@ -18,7 +18,11 @@ Greedy thoughts and vectors equal the generic path's (tests/test_fastdecode.py).
 (``O1Embedder.decode = "fast"``) packs the query heads for every one-token step: at the SmolLM2 shape
 in bf16 on CPU the same flash kernel then takes about 2.6x less time than with ``enable_gqa``, but it
 blocks the sums differently, so vectors differ from the generic path's by rounding (cosine ~0.9997 at
-random weights, where near-flat logits can flip a greedy token; docs/benchmarks.md, "Decode loop"). Supported: decoders
+random weights, where near-flat logits can flip a greedy token; docs/benchmarks.md, "Decode loop"). On a CPU,
+``fast`` also runs a bf16 model's one-row steps (one query, one sample: the latency case) through float16
+copies of the weights (:func:`half_weights`): torch's float16 matrix-vector product streams the weights
+about 2x faster there than its bf16 one (docs/benchmarks.md, "One row"); every bf16 weight is exact in
+float16 and each product is rounded back to bf16, so only the fp32 sums' order differs. Supported: decoders
 laid out as Llama's (``llama``, ``mistral`` without a sliding window shorter than the sequence, ``qwen2``,
 ``qwen3``); anything else uses the generic path. An unmerged PEFT adapter works: its LoRA layers are
 the projections' own ``forward``.
@@ -64,6 +68,32 @@ def unsupported_reason(decoder: Any) -> str | None:
     return None
 
 
+HALF_MAX = 65504.0
+"""The largest float16: a model with a larger weight gets no float16 copies."""
+
+
+def half_weights(decoder: Any, head: Any = None) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None:
+    """Float16 copies of the weights of a bf16 decoder's plain ``nn.Linear`` projections (and ``head``), keyed
+    by module id; kept on the decoder (they cost as much memory as those bf16 weights) and made again
+    when a weight has changed since (training, a merge). ``None`` where they do not apply: not bf16 on a
+    CPU, or a weight beyond float16's range. Projections that are not plain linear layers (an unmerged
+    LoRA adapter) keep their own forward."""
+    modules = [m for layer in decoder.layers for m in (*(getattr(layer.self_attn, f"{n}_proj") for n in "qkvo"),
+               *(getattr(layer.mlp, n, None) for n in ("gate_proj", "up_proj", "down_proj")))]
+    plain = [m for m in [*modules, head] if type(m) is torch.nn.Linear]
+    signature = tuple((id(m), m.weight.data_ptr(), m.weight._version) for m in plain)
+    kept = getattr(decoder, "_o1_half_weights", None)
+    if kept is not None and kept[0] == signature:
+        return kept[1] or None
+    table: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+    weight = plain[0].weight if plain else None
+    if weight is not None and weight.dtype == torch.bfloat16 and weight.device.type == "cpu" and \
+            all(float(m.weight.detach().abs().max()) <= HALF_MAX for m in plain):
+        table = {id(m): (m.weight.detach().half(), None if m.bias is None else m.bias.detach().half()) for m in plain}
+    decoder._o1_half_weights = (signature, table)
+    return table or None
+
+
 def _layer_kv(cache: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Layer ``i``'s keys and values [B, kv_heads, L, head_dim] from a transformers cache (any version)."""
     layers = getattr(cache, "layers", None)
@@ -96,6 +126,24 @@ class StaticDecoder:
         self.groups = self.heads // self.kv_heads
         self.head_dim = keys[0].shape[-1]
         self.scaling = getattr(attn, "scaling", self.head_dim ** -0.5)
+        self.half: dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None = None
+        """Float16 weight copies for one-row steps (``exact=False`` on a CPU; see :func:`half_weights`)."""
+
+    def _linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
+        """``module(x)``; for one row with float16 copies, through them, rounded back to ``x``'s dtype."""
+        entry = self.half.get(id(module)) if self.half is not None and x.numel() == x.shape[-1] else None
+        if entry is None:
+            return module(x)
+        return torch.nn.functional.linear(x.half(), *entry).to(x.dtype)
+
+    def _mlp(self, mlp: Any, x: torch.Tensor) -> torch.Tensor:
+        if self.half is None or x.numel() != x.shape[-1] or not hasattr(mlp, "act_fn"):
+            return mlp(x)
+        return self._linear(mlp.down_proj, mlp.act_fn(self._linear(mlp.gate_proj, x)) * self._linear(mlp.up_proj, x))
+
+    def logits(self, head: Any, hidden: torch.Tensor) -> torch.Tensor:
+        """The LM head over ``hidden`` [B, H] (through its float16 copy for one row, as the projections)."""
+        return self._linear(head, hidden)
 
     @classmethod
     def from_cache(cls, decoder: Any, cache: Any, *, repeat: int, extra: int, exact: bool = True) -> StaticDecoder:
@@ -175,7 +223,8 @@ class StaticDecoder:
         for i, layer in enumerate(dec.layers):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
-            q, k, v = attn.q_proj(h).view(split), attn.k_proj(h).view(split), attn.v_proj(h).view(split)
+            q, k, v = (self._linear(attn.q_proj, h).view(split), self._linear(attn.k_proj, h).view(split),
+                       self._linear(attn.v_proj, h).view(split))
             if hasattr(attn, "q_norm"):  # qwen3
                 q, k = attn.q_norm(q), attn.k_norm(k)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -184,7 +233,7 @@ class StaticDecoder:
             self.keys[i][:, :, start:end] = k
             self.values[i][:, :, start:end] = v
             out = self._attend(q, self.keys[i][:, :, :end], self.values[i][:, :, :end], valid)
-            x = x + attn.o_proj(out)
-            x = x + layer.mlp(layer.post_attention_layernorm(x))
+            x = x + self._linear(attn.o_proj, out)
+            x = x + self._mlp(layer.mlp, layer.post_attention_layernorm(x))
         self.length = end
         return dec.norm(x[:, -1])

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 
 from . import earlyexit, repetition
-from .fastdecode import StaticDecoder, unsupported_reason
+from .fastdecode import StaticDecoder, half_weights, unsupported_reason
 from .kvcache import DynamicLayer, _can_truncate, _truncate, preallocate
 from .padding import left_pad, pad_multiple_for, positions_from_mask  # noqa: F401 (re-exported)
 from .sampling import row_noise, sample_next  # noqa: F401 (re-exported)
@@ -164,6 +164,8 @@ class Thinker:
         extra = max(budgets, default=0) + 2
         if self.static:  # the prefill's cache copied (n times per query) into a static one
             cache = StaticDecoder.from_cache(self.decoder, cache, repeat=n, extra=extra, exact=self.exact)
+            if not self.exact and len(prompts) * n == 1:   # one row: float16 weight copies (see fastdecode)
+                cache.half = half_weights(self.decoder, self.lm_head)
         elif n > 1:  # prefill once per query, then copy the cache for each sample
             cache.batch_repeat_interleave(n)
         if n > 1:
@@ -195,7 +197,8 @@ class Thinker:
         unread: list[_State] = []                            # states after the steps not read yet
         while len(steps) < limit:
             hidden, next_pos, count, done, saw_eos, exit_state = state
-            logits = self.lm_head(hidden).float()                                  # [B*n, V]
+            logits = (cache.logits(self.lm_head, hidden) if isinstance(cache, StaticDecoder)
+                      else self.lm_head(hidden)).float()                           # [B*n, V]
             if seen is not None:
                 logits = repetition.control(logits, seen[:, :start + len(steps)], cfg)
             token = sample_next(logits, cfg.temperature, cfg.top_p, keys, len(steps), sync_free=every > 1)

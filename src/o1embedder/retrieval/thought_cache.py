@@ -47,8 +47,11 @@ def model_numerics(model: Any) -> dict[str, str]:
     this to the settings they pass to :class:`ThoughtCache`."""
     device = getattr(model, "device", "cpu")
     engine = getattr(model, "engine", None)          # another engine writes other thoughts (keyed only when set)
+    decode = str(getattr(model, "decode", "auto"))
+    if decode == "fast":        # since 2026-12-07 also float16 weight copies at one row: other sums than before
+        decode = "fast+f16-rows"
     return {"dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
-            "device": str(getattr(device, "type", device)), "decode": str(getattr(model, "decode", "auto")),
+            "device": str(getattr(device, "type", device)), "decode": decode,
             **({"engine": engine.identity} if engine is not None else {})}
 
 
