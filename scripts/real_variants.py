@@ -65,7 +65,7 @@ def summary(name: str, sets: list[str], report: dict[str, Any]) -> list[dict[str
         expert = model.removeprefix("o1-")
         found = {f"{r['dataset']}/{r['system']}": r["ndcg@10"] for r in report["validation_results"]
                  if r["expert"] == expert}
-        loss = lambda v: v.get("loss") if isinstance(v, dict) else v    # noqa: E731
+        loss = lambda v: v.get("thought_lm", v.get("loss")) if isinstance(v, dict) else v    # noqa: E731
         tokens = {k: v["mean_thought_tokens"] for k, v in (report.get("thought_tokens") or {}).items()
                   if k.startswith(model + "-")}
         rows.append({"variant": name, "sets": sets, "model": model, "lm_before": loss(lm["before"]),
