@@ -12,7 +12,8 @@ static decode step (``model/fastdecode.py``, exact attention) and the LM head:
   (``fastdecode.half_weights``) and the query heads are packed;
 - ``compile``: the same step under ``torch.compile`` (inductor, default mode; the cache length becomes a
   dynamic size after its first change);
-- ``compile-autotune``: ``mode="max-autotune-no-cudagraphs"`` (inductor's own GEMM templates).
+- ``compile-autotune``: ``mode="max-autotune-no-cudagraphs"`` (inductor's own GEMM templates);
+- ``fast-compile``: ``fast`` under ``torch.compile``.
 
 Each variant's per-step milliseconds are the median of ``--reps`` rounds (interleaved), after a first
 round that compiles (``first_s``); ``equal`` says whether its greedy tokens equal eager's and
@@ -53,12 +54,13 @@ def main() -> None:
     cache, first_hidden = out.past_key_values, out.last_hidden_state[:, -1]
 
     def make(kind: str):
-        static = StaticDecoder.from_cache(decoder, cache, repeat=rows, extra=n + 4, exact=kind != "fast")
-        if kind == "fast" and rows == 1:
+        fast = kind.startswith("fast")
+        static = StaticDecoder.from_cache(decoder, cache, repeat=rows, extra=n + 4, exact=not fast)
+        if fast and rows == 1:
             static.half = half_weights(decoder, head)
         if kind in ("eager", "fast"):
             return static, static.step
-        mode = {"compile": None, "compile-autotune": "max-autotune-no-cudagraphs"}[kind]
+        mode = {"compile": None, "fast-compile": None, "compile-autotune": "max-autotune-no-cudagraphs"}[kind]
         return static, torch.compile(static.step, mode=mode)
 
     def run(static: StaticDecoder, step) -> tuple[list[int], torch.Tensor]:
