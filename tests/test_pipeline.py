@@ -160,6 +160,10 @@ EXPECTED = {   # the setting changed -> every output it must recompute (all othe
     | _results(*O1_ROWS, *PLAIN_ROWS) | {"latency.json"},
     "synthesis.k=3": {f"{e}/{f}" for e in ("paper", "informed") for f in ("candidates.jsonl", "train-all.jsonl")}
     | {f"models/{m}" for m in O1} | _indexes(*O1) | THOUGHTS | _results(*O1_ROWS) | {"latency.json"},
+    # early exit through the recipe (docs/real.md: --set thinking.exit_eps=...): checks every 2 tokens, 1 in a row
+    "thinking.exit_every=2": THOUGHTS | _results(*THINKING) | {"latency.json"},
+    "thinking.exit_patience=1": THOUGHTS | _results(*THINKING) | {"latency.json"},
+    "thinking.exit_eps=0.9": THOUGHTS | _results(*THINKING) | {"latency.json"},
 }
 
 
@@ -169,6 +173,8 @@ def test_a_changed_setting_recomputes_what_depends_on_it_and_nothing_else(
     command = list(args)
     for change, expected in EXPECTED.items():
         before = _records(out)
+        earlier = {k: v["mean_thought_tokens"]
+                   for k, v in json.loads((out / "report.json").read_text())["thought_tokens"].items()}
         fingerprints = {m: provenance.read(out / "models" / m)["outputs"]["fingerprint"] for m in TRAINED}
         command += ["--set", change]
         journal = _killed_in_synthesis(out, command, monkeypatch) if change.startswith("synthesis.k") else None
@@ -199,6 +205,10 @@ def test_a_changed_setting_recomputes_what_depends_on_it_and_nothing_else(
                     assert scored and not set(scored) & trained, m
                     lm = report["heldout_thought_lm"][m]
                     assert lm["before"] is not None and lm["after"] is not None, m
+        if name == "thinking.exit_eps":    # stopped at the second check (the first only records): 4 of 6 tokens
+            tokens = {k: v["mean_thought_tokens"] for k, v in report["thought_tokens"].items()
+                      if k.startswith(("o1-paper-", "o1-informed-"))}      # (not the RL test's models, if run)
+            assert tokens and max(tokens.values()) <= 4 and sum(tokens.values()) < sum(earlier[k] for k in tokens), tokens
         if name == "training.passage_tokens":                    # the base model's index too
             manifest = json.loads((out / "indexes" / "alpha" / "base" / "manifest.json").read_text())
             assert manifest["encoder"]["max_length"] == 32
