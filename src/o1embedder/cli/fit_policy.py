@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engines import attach
 
     model = O1Embedder.from_pretrained(opts.model, device=torch_device(opts.device), dtype=opts.dtype)
-    attach(model, None if opts.engine == "one-pass" else opts.engine)     # who writes the labels' thoughts
+    attach(model, opts.engine)                        # who writes the labels' thoughts (one-pass: the model)
     index = None
     if opts.index:
         index = load_index(opts.index, expect_fingerprint=model.fingerprint())

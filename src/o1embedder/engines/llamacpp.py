@@ -97,6 +97,8 @@ class LlamaCppEngine:
     def write(self, prompts: list[list[int]], budgets: list[int], cfg: Any, keys: list[int]) -> list[list[int]]:
         check_settings(cfg, "llama.cpp", repetition=True)
         n = cfg.n_thoughts
+        if prompts and n > self.max_rows:
+            raise InputError(f"{n} thoughts per query are more than the engine's max_rows ({self.max_rows})")
         out: list[list[int]] = [[] for _ in range(len(prompts) * n)]
         group: list[int] = []
         used = 0
@@ -105,8 +107,6 @@ class LlamaCppEngine:
             if need > self.context:
                 raise InputError(f"a prompt of {len(prompt)} tokens with {n} thoughts of {budget} does not fit "
                                  f"llama.cpp's context of {self.context} tokens (raise it with context=)")
-            if n > self.max_rows:
-                raise InputError(f"{n} thoughts per query are more than the engine's max_rows ({self.max_rows})")
             if group and (used + need > self.context or (len(group) + 1) * n > self.max_rows):
                 self._group(group, prompts, budgets, cfg, keys, out)
                 group, used = [], 0
