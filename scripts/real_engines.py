@@ -58,7 +58,8 @@ def main() -> None:
     greedy = {**sampling, "n_thoughts": 1, "temperature": 0.0}
     results = out / f"engines-{args.split}.json"
     rows = json.loads(results.read_text()) if results.is_file() else []
-    done = {(r["model"], r["dataset"], r["type"]) for r in rows}
+    # a row is reused only for the same engine (its identity: the GGUF's content and the engine's version)
+    done = {(r["model"], r["dataset"], r["type"], r.get("engine")) for r in rows}
     for name in args.models:
         folder = out / "models" / name / "final"
         device = resolved_device(recipe.device)
@@ -74,11 +75,13 @@ def main() -> None:
         own_greedy: dict[str, dict[str, list]] = {}
         for qtype in args.types:
             gguf = out / "engines" / f"{name}-{qtype}.gguf"
-            if not gguf.is_file():
+            made_from = gguf.with_name(gguf.name + ".model")    # the fingerprint of the model it was exported from
+            if not gguf.is_file() or not made_from.is_file() or made_from.read_text() != ours.fingerprint():
                 export_gguf(folder, gguf, qtype=qtype, pre="smollm")
+                made_from.write_text(ours.fingerprint())
             engine = attach(O1Embedder.from_pretrained(folder, device=device, dtype=recipe.dtype), f"llama.cpp:{gguf}")
             for qs, baseline in sets:
-                if (name, qs.dataset, qtype) in done:
+                if (name, qs.dataset, qtype, engine.engine.identity) in done:
                     continue
                 qids, texts = list(qs.queries), list(qs.queries.values())
                 idx = load_index(out / "indexes" / qs.dataset / name, expect_fingerprint=ours.fingerprint())
@@ -108,6 +111,7 @@ def main() -> None:
                        "sampled_equal_to_run": round(sum(a == b for a, b in pairs) / len(pairs), 3),
                        "agreement_queries": len(head), "mean_tokens": round(float(np.mean(lengths)), 2),
                        "seconds": round(seconds, 1), "queries": len(texts)}
+                rows = [r for r in rows if (r["model"], r["dataset"], r["type"]) != (name, qs.dataset, qtype)]
                 rows.append(row)
                 results.write_text(json.dumps(rows, indent=2))         # resumable: finished rows are kept
                 d = row["minus_one_pass"]
