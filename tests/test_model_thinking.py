@@ -184,6 +184,8 @@ def test_padding_to_a_multiple_changes_shapes_not_vectors(tiny_qwen: O1Embedder)
     ids, mask = left_pad([[1, 2, 3], [4]], 0, "cpu", multiple=32)
     assert ids.shape == (2, 32) and mask.sum().item() == 4 and ids[0, -3:].tolist() == [1, 2, 3]
     assert left_pad([[1, 2, 3]], 0, "cpu")[0].shape == (1, 3)
+    assert left_pad([[1, 2, 3]], 0, "cpu", multiple=32)[0].shape == (1, 8)   # a batch of one: at most 8
+    assert left_pad([list(range(9))], 0, "cpu", multiple=32)[0].shape == (1, 16)
     assert pad_multiple_for(torch.device("cpu"), torch.bfloat16) == 32
     assert pad_multiple_for(torch.device("cpu"), torch.float32) == 1
     assert tiny_qwen.pad_multiple is None and tiny_qwen._pad_multiple() == 1   # float32: unchanged
