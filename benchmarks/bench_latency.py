@@ -15,15 +15,18 @@ In-process: ``O1Embedder.encode_queries([q], ...)``. Served: ``POST /v1/embeddin
 at the client. Shapes: ``smollm2`` is a random model of SmolLM2-135M's shape (hidden 576, 30 layers,
 9/3 heads, vocabulary 49,152, tied); ``toy`` is the demo's (Qwen2, hidden 128, 4 layers, 4 heads,
 vocabulary 1,200). ``--decode`` picks the decode path in-process (``auto``: static for these shapes).
-``--modes``: ``one-pass`` (that path), ``one-pass-fast`` (``decode="fast"``: one-row steps on float16
-copies of the weights, model/fastdecode.py) and ``llama.cpp-TYPE`` (the llama.cpp engine on the model
-exported at TYPE) each get their thinking rows.
+``--modes``: ``one-pass`` (that path), ``one-pass-fast`` (``decode="fast"``: one-row steps on fused float16
+copies of the weights, model/onerow.py), ``one-pass-compiled`` (``decode="compiled"``: that step under
+``torch.compile``; compiled in the warm-up, whose seconds each row reports as ``warmup_s``) and
+``llama.cpp-TYPE`` (the llama.cpp engine on the model exported at TYPE) each get their thinking rows.
 Each thinking row also gets ``ms_per_token`` (its p50 minus the no-think p50, over the thought tokens:
 one decode step) and ``floor_ms_per_token``: the model's weight bytes (in the dtype it runs in; a tied
 embedding counted once, as the LM head streams it every step) over the machine's memory bandwidth,
 measured in the same run as a STREAM-like copy (``bandwidth_gbs``: bytes read + written per second,
 over buffers of 2 x ``--stream-mib`` MiB, far beyond the last-level cache; best of 5 with this
-process's threads). A decode step cannot be faster than reading every weight once.
+process's threads). A decode step cannot be faster than reading every weight once. This machine's
+bandwidth moves within minutes, so it is measured again just before each mode runs, and each row's
+floor uses that figure (its ``bandwidth_gbs``); the top-level ``bandwidth_gbs`` is the first.
 Writes ``benchmarks/results/bench_latency.json``.
 """
 
@@ -43,6 +46,8 @@ from bench_serving import Server
 
 from o1embedder.model import O1Embedder
 
+LOOPS = {"one-pass-fast": "fast", "one-pass-compiled": "compiled"}
+"""Modes that run our own loop with another ``decode`` mode."""
 WORDS = ("tower river bridge designer castle museum painter city harbour novel opera garden station "
          "village mountain lake poet architect engineer composer").split()
 
@@ -120,15 +125,16 @@ def gguf_tensor_bytes(path: Path) -> int:
 
 
 def _row(shape: str, where: str, path: str, mode: str, values: dict[str, float], tokens: float, no_think: float,
-         floor: float) -> dict[str, Any]:
+         floor: float, bandwidth: float) -> dict[str, Any]:
     """A table row; ``ms_per_token`` is (p50 - the one-pass no-think p50) / thought tokens: for an engine
     it also carries the given-thoughts forward that makes the vector."""
     per_token = (values["p50_ms"] - no_think) / tokens if tokens else None
     return {"shape": shape, "where": where, "path": path, "mode": mode, "p50_ms": values["p50_ms"],
             "p95_ms": values["p95_ms"], "thought_tokens": tokens,
             "ms_per_token": None if per_token is None else round(per_token, 2),
-            "floor_ms_per_token": round(floor, 2),
-            "x_floor": None if per_token is None else round(per_token / floor, 2)}
+            "floor_ms_per_token": round(floor, 2), "bandwidth_gbs": round(bandwidth, 1),
+            "x_floor": None if per_token is None else round(per_token / floor, 2),
+            **({"warmup_s": values["warmup_s"]} if "warmup_s" in values else {})}
 
 
 def print_rows(rows: list[dict[str, Any]]) -> None:
@@ -158,13 +164,16 @@ def in_process(path: Path, n: int, new: int, dtype: str, decode: str, engine: st
             continue                                                     # no thinking: no engine involved
         kwargs = {**options, "max_new_tokens": new, "temperature": 0.1, "top_p": 0.9, "seed": 0,
                   "show_progress": False}
-        model.encode_queries(queries(2, offset=1000), **kwargs)           # warm-up
+        start = time.perf_counter()
+        for q in queries(2, offset=1000):                                 # warm-up (compiles where compiled)
+            model.encode_queries([q], **kwargs)
+        warmup = time.perf_counter() - start
         times = []
         for q in queries(n, offset=100 * list(PATHS).index(name)):
             start = time.perf_counter()
             model.encode_queries([q], **kwargs)
             times.append(time.perf_counter() - start)
-        out[name] = percentiles(times)
+        out[name] = {**percentiles(times), "warmup_s": round(warmup, 1)}
         if options.get("think", True):
             found = model.think(queries(4, offset=2000), **{k: v for k, v in kwargs.items() if k != "think"})
             out[name]["thought_tokens"] = statistics.mean(len(t) for per in found.ids for t in per)
@@ -202,17 +211,27 @@ def main() -> None:
     parser.add_argument("--no-server", action="store_true")
     parser.add_argument("--stream-mib", type=int, default=512, help="MiB per buffer of the bandwidth copy")
     parser.add_argument("--modes", default="one-pass,llama.cpp-f16,llama.cpp-q8_0,llama.cpp-q4_0",
-                        help="thinking engines, comma-separated: one-pass, one-pass-fast (decode=\"fast\") and/or "
+                        help="thinking engines, comma-separated: one-pass, one-pass-fast (decode=\"fast\"), "
+                             "one-pass-compiled (decode=\"compiled\") and/or "
                              "llama.cpp-TYPE (TYPE: a GGUF type of o1emb export; needs llama-cpp-python)")
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bandwidth = bandwidth_gbs(args.stream_mib)
     print(f"memory bandwidth (copy, read + write): {bandwidth:.1f} GB/s")
     rows: list[dict[str, Any]] = []
+
+    def now() -> float:
+        """The copy bandwidth again, just before a mode runs (this machine's moves within minutes)."""
+        found = bandwidth_gbs(args.stream_mib)
+        print(f"memory bandwidth before the next mode: {found:.1f} GB/s")
+        return found
+
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         for shape in (["smollm2", "toy"] if args.shape == "both" else [args.shape]):
             path = build(shape, Path(tmp))
-            floor = weight_bytes(path, args.dtype) / (bandwidth * 1e9) * 1000
+            size = weight_bytes(path, args.dtype)
+            bw = now()
+            floor = size / (bw * 1e9) * 1000
             where = {"in-process": in_process(path, args.queries, args.new_tokens, args.dtype, args.decode)}
             if not args.no_server:
                 where["o1emb serve"] = served(path, args.queries, args.new_tokens, args.dtype, Path(tmp) / "serve.log")
@@ -220,21 +239,23 @@ def main() -> None:
                 for name, values in found.items():
                     tokens = where["in-process"][name].get("thought_tokens", 0)   # same queries, seed, settings
                     rows.append(_row(shape, place, name, "one-pass", values, tokens, found["no-think"]["p50_ms"],
-                                     floor))
+                                     floor, bw))
             no_think = where["in-process"]["no-think"]["p50_ms"]
-            if "one-pass-fast" in modes:    # decode="fast": float16 weight copies at one row (model/fastdecode.py)
-                found = in_process(path, args.queries, args.new_tokens, args.dtype, "fast")
+            for mode in (m for m in modes if m in LOOPS):   # our loop, other decode modes (model/onerow.py)
+                bw = now()
+                found = in_process(path, args.queries, args.new_tokens, args.dtype, LOOPS[mode])
                 for name, values in found.items():
                     if name != "no-think":
-                        rows.append(_row(shape, "in-process", name, "one-pass-fast", values, values["thought_tokens"],
-                                         no_think, floor))
-            for mode in (m for m in modes if m not in ("one-pass", "one-pass-fast")):
+                        rows.append(_row(shape, "in-process", name, mode, values, values["thought_tokens"],
+                                         no_think, size / (bw * 1e9) * 1000, bw))
+            for mode in (m for m in modes if m != "one-pass" and m not in LOOPS):
                 gguf = engine_file(path, mode, Path(tmp))
+                bw = now()
                 found = in_process(path, args.queries, args.new_tokens, args.dtype, args.decode,
                                    engine=f"llama.cpp:{gguf}")
                 for name, values in found.items():
                     rows.append(_row(shape, "in-process", name, mode, values, values.get("thought_tokens", 0),
-                                     no_think, gguf_tensor_bytes(gguf) / (bandwidth * 1e9) * 1000))
+                                     no_think, gguf_tensor_bytes(gguf) / (bw * 1e9) * 1000, bw))
             print_rows([r for r in rows if r["shape"] == shape])
     from o1embedder.checkpoints import resolve_dtype
 

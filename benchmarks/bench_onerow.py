@@ -1,6 +1,6 @@
 """One query, one thought: where a one-row decode step goes, and what ``torch.compile`` makes of it.
 
-    python benchmarks/bench_onerow.py [--rows 1] [--new-tokens 64] [--reps 3] [--variants eager,compile] [--profile]
+    python benchmarks/bench_onerow.py [--rows 1] [--new-tokens 64] [--reps 3] [--variants eager,fast,compiled] [--profile]
 
 A random ``LlamaForCausalLM`` of SmolLM2-135M's shape (hidden 576, 30 layers, 9 / 3 heads, MLP 1,536,
 vocabulary 49,152, tied), bf16, a 40-token prompt, then ``--new-tokens`` greedy steps of ``--rows`` rows
@@ -8,12 +8,13 @@ vocabulary 49,152, tied), bf16, a 40-token prompt, then ``--new-tokens`` greedy 
 static decode step (``model/fastdecode.py``, exact attention) and the LM head:
 
 - ``eager``: the step as the library runs it;
-- ``fast``: ``decode="fast"``: at one row the products run on float16 copies of the bf16 weights
-  (``fastdecode.half_weights``) and the query heads are packed;
-- ``compile``: the same step under ``torch.compile`` (inductor, default mode; the cache length becomes a
+- ``fast``: ``decode="fast"``: at one row the step runs through ``model/onerow.py``'s ``OneRowStep`` (fused
+  float16 copies of the bf16 weights, 4 products per layer; a zeroed cache of fixed capacity, masked);
+  at more rows only the query heads are packed;
+- ``compiled``: ``decode="compiled"``: that one-row step under ``torch.compile`` (inductor, static shapes);
+- ``compile``: the exact step under ``torch.compile`` (inductor, default mode; the cache length becomes a
   dynamic size after its first change);
-- ``compile-autotune``: ``mode="max-autotune-no-cudagraphs"`` (inductor's own GEMM templates);
-- ``fast-compile``: ``fast`` under ``torch.compile``.
+- ``compile-autotune``: ``mode="max-autotune-no-cudagraphs"`` (inductor's own GEMM templates).
 
 Each variant's per-step milliseconds are the median of ``--reps`` rounds (interleaved), after a first
 round that compiles (``first_s``); ``equal`` says whether its greedy tokens equal eager's and
@@ -32,7 +33,8 @@ import torch
 from _common import median, report
 from bench_decode import smollm2_shaped
 
-from o1embedder.model.fastdecode import StaticDecoder, half_weights
+from o1embedder.model.fastdecode import StaticDecoder
+from o1embedder.model.onerow import OneRowStep, capacity_for
 
 PROMPT = 40
 
@@ -42,7 +44,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--variants", default="eager,fast,compile")
+    parser.add_argument("--variants", default="eager,fast,compiled")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     n, rows = args.new_tokens, args.rows
@@ -54,13 +56,14 @@ def main() -> None:
     cache, first_hidden = out.past_key_values, out.last_hidden_state[:, -1]
 
     def make(kind: str):
-        fast = kind.startswith("fast")
-        static = StaticDecoder.from_cache(decoder, cache, repeat=rows, extra=n + 4, exact=not fast)
-        if fast and rows == 1:
-            static.half = half_weights(decoder, head)
-        if kind in ("eager", "fast"):
+        fast = kind in ("fast", "compiled")
+        one = OneRowStep.for_decoder(decoder, head) if fast and rows == 1 else None
+        static = StaticDecoder.from_cache(decoder, cache, repeat=rows, extra=n + 4, exact=not fast,
+                                          capacity=capacity_for(PROMPT + n + 4) if one else None)
+        static.onerow, static.compiled = one, kind == "compiled"
+        if kind in ("eager", "fast", "compiled"):
             return static, static.step
-        mode = {"compile": None, "fast-compile": None, "compile-autotune": "max-autotune-no-cudagraphs"}[kind]
+        mode = {"compile": None, "compile-autotune": "max-autotune-no-cudagraphs"}[kind]
         return static, torch.compile(static.step, mode=mode)
 
     def run(static: StaticDecoder, step) -> tuple[list[int], torch.Tensor]:

@@ -65,7 +65,7 @@ def test_one_pass_fast_is_the_models_loop_with_fast_decoding(tiny_llama_path: Pa
     plain = model_numerics(model)
     attach(model, "one-pass-fast")
     assert model.engine is None and model.decode == "fast"
-    assert model_numerics(model)["decode"] == "fast+f16-rows" != plain["decode"]
+    assert model_numerics(model)["decode"] == "fast+f16-fused" != plain["decode"]
     args = ["think", "--model", str(tiny_llama_path), "--dtype", "bfloat16", "--n-thoughts", "1", "--temperature",
             "0", "--max-new-tokens", "6", "--json", QUERIES[0]]
     assert main([*args, "--think-engine", "one-pass-fast"]) == 0

@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from ..committee.settings import RefineSettings
+from ..engines import ENGINE_HELP
 from ..evaluation.settings import EvalSettings
 from ..pipeline.recipe import Recipe
 from ..retrieval.settings import FitPolicySettings, IndexSettings, MineSettings
@@ -69,9 +70,7 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exit-every", type=int, default=None, help="early exit: tokens between checks")
     g.add_argument("--exit-patience", type=int, default=None, help="early exit: converged checks that stop a thought")
     g.add_argument("--think-engine", default=None, metavar="SPEC",
-                   help="who writes the thoughts: one-pass (the model's own loop, default), one-pass-fast (that loop "
-                        "with faster kernels and other rounding), llama.cpp:FILE.gguf or openai:URL[#MODEL] (o1emb "
-                        "export; the vector still comes from the model)")
+                   help=ENGINE_HELP)
 
 
 CONTROL_KEYS = ("repetition_penalty", "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")

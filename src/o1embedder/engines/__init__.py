@@ -9,6 +9,7 @@ path, so it is exactly what the model embeds for those thoughts, whichever engin
 
 - ``one-pass`` (``None``): the model's own loop, thought and vector in one pass (the default);
   ``one-pass-fast``: the same loop with ``model.decode = "fast"`` (faster kernels, other rounding);
+  ``one-pass-compiled``: with ``model.decode = "compiled"`` (its one-row step under ``torch.compile``);
 - ``llama.cpp:FILE.gguf``: llama-cpp-python in this process, on the model exported by ``o1emb export``;
 - ``openai:URL#MODEL``: any OpenAI-compatible completions server (vLLM, llama.cpp's server, TGI,
   SGLang) serving the exported model (``o1emb export --hf``).
@@ -27,7 +28,18 @@ from ..errors import InputError
 ONE_PASS = "one-pass"
 ONE_PASS_FAST = "one-pass-fast"
 """The model's own loop with ``decode = "fast"`` (:mod:`o1embedder.model.fastdecode`): the packed attention
-kernel and, for one query thinking once in bf16 on a CPU, float16 weight copies; other rounding."""
+kernel and, for one query thinking once in bf16 on a CPU, fused float16 weight copies; other rounding."""
+ONE_PASS_COMPILED = "one-pass-compiled"
+"""``one-pass-fast`` with its one-row step under ``torch.compile`` (``decode = "compiled"``,
+:mod:`o1embedder.model.onerow`): the fastest one-query path; compiles once per process (about 40 s at the
+SmolLM2 shape on 2 cores)."""
+ENGINE_HELP = ("who writes the thoughts: one-pass (the model's own loop, default), one-pass-fast (that loop with "
+               "faster kernels and other rounding), one-pass-compiled (one-pass-fast under torch.compile: fastest "
+               "for one query, about 40 s to compile per process), llama.cpp:FILE.gguf or openai:URL[#MODEL] "
+               "(o1emb export; the vector still comes from the model)")
+"""The help text of every ``--think-engine`` / ``engine`` setting."""
+MODEL_LOOPS = {ONE_PASS: None, ONE_PASS_FAST: "fast", ONE_PASS_COMPILED: "compiled"}
+"""The model's own loop by engine name, with the ``decode`` mode each sets (``None``: leaves it)."""
 
 
 class ThoughtEngine(Protocol):
@@ -52,7 +64,7 @@ def check_settings(cfg: Any, engine: str, *, repetition: bool = False) -> None:
 def make_engine(spec: str | None, model: Any, **options: Any) -> ThoughtEngine | None:
     """The engine ``spec`` names for ``model`` (an :class:`~o1embedder.model.O1Embedder`; ``None`` or
     ``one-pass``: the model's own loop)."""
-    if spec in (None, "", ONE_PASS, ONE_PASS_FAST):
+    if spec in (None, "") or spec in MODEL_LOOPS:
         return None
     kind, _, target = spec.partition(":")
     if kind == "llama.cpp" and target:
@@ -63,17 +75,30 @@ def make_engine(spec: str | None, model: Any, **options: Any) -> ThoughtEngine |
         from .openai import OpenAIEngine
 
         return OpenAIEngine(target, tokenizer=model.tokenizer, eos_id=model.template.eos_id, **options)
-    raise InputError(f"unknown thinking engine {spec!r}: one-pass, one-pass-fast, llama.cpp:FILE.gguf or "
-                     "openai:URL[#MODEL]")
+    raise InputError(f"unknown thinking engine {spec!r}: one-pass, one-pass-fast, one-pass-compiled, "
+                     "llama.cpp:FILE.gguf or openai:URL[#MODEL]")
 
 
 def attach(model: Any, spec: str | None, **options: Any) -> Any:
     """Set ``model.engine`` to the engine ``spec`` names (``None``/``one-pass``: the model's own loop;
-    ``one-pass-fast``: that loop with ``model.decode = "fast"``); returns the model."""
+    ``one-pass-fast`` / ``one-pass-compiled``: that loop with ``model.decode = "fast"`` / ``"compiled"``);
+    returns the model."""
     model.engine = make_engine(spec, model, **options)
-    if spec == ONE_PASS_FAST:
-        model.decode = "fast"
+    if MODEL_LOOPS.get(spec or ""):
+        model.decode = MODEL_LOOPS[spec or ""]
     return model
+
+
+def apply_think_options(model: Any, options: dict[str, Any] | None) -> Any:
+    """Attach the engine ``options`` names (if any) to ``model`` and return the model's thinking settings
+    with the other given (not ``None``) overrides applied, validated (the command line's and the server's
+    thinking options)."""
+    from dataclasses import replace
+
+    engine, rest = split_engine(options)
+    if engine is not None:
+        attach(model, engine)
+    return replace(model.settings.think, **{k: v for k, v in rest.items() if v is not None}).validate()
 
 
 def split_engine(options: dict[str, Any] | None) -> tuple[str | None, dict[str, Any]]:

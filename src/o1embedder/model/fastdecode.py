@@ -19,10 +19,9 @@ Greedy thoughts and vectors equal the generic path's (tests/test_fastdecode.py).
 in bf16 on CPU the same flash kernel then takes about 2.6x less time than with ``enable_gqa``, but it
 blocks the sums differently, so vectors differ from the generic path's by rounding (cosine ~0.9997 at
 random weights, where near-flat logits can flip a greedy token; docs/benchmarks.md, "Decode loop"). On a CPU,
-``fast`` also runs a bf16 model's one-row steps (one query, one sample: the latency case) through float16
-copies of the weights (:func:`half_weights`): torch's float16 matrix-vector product streams the weights
-about 2x faster there than its bf16 one (docs/benchmarks.md, "One row"); every bf16 weight is exact in
-float16 and each product is rounded back to bf16, so only the fp32 sums' order differs. Supported: decoders
+``fast`` also runs a bf16 model's one-row steps (one query, one sample: the latency case) through
+:class:`~.onerow.OneRowStep` (fused float16 weight copies; ``decode="compiled"``: the same step under
+``torch.compile``). Supported: decoders
 laid out as Llama's (``llama``, ``mistral`` without a sliding window shorter than the sequence, ``qwen2``,
 ``qwen3``); anything else uses the generic path. An unmerged PEFT adapter works: its LoRA layers are
 the projections' own ``forward``.
@@ -38,6 +37,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+
+from .onerow import OneRowStep, _rotate_half
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 _HAS_GQA = "enable_gqa" in (torch.nn.functional.scaled_dot_product_attention.__doc__ or "")
@@ -68,43 +69,12 @@ def unsupported_reason(decoder: Any) -> str | None:
     return None
 
 
-HALF_MAX = 65504.0
-"""The largest float16: a model with a larger weight gets no float16 copies."""
-
-
-def half_weights(decoder: Any, head: Any = None) -> dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None:
-    """Float16 copies of the weights of a bf16 decoder's plain ``nn.Linear`` projections (and ``head``), keyed
-    by module id; kept on the decoder (they cost as much memory as those bf16 weights) and made again
-    when a weight has changed since (training, a merge). ``None`` where they do not apply: not bf16 on a
-    CPU, or a weight beyond float16's range. Projections that are not plain linear layers (an unmerged
-    LoRA adapter) keep their own forward."""
-    modules = [m for layer in decoder.layers for m in (*(getattr(layer.self_attn, f"{n}_proj") for n in "qkvo"),
-               *(getattr(layer.mlp, n, None) for n in ("gate_proj", "up_proj", "down_proj")))]
-    plain = [m for m in [*modules, head] if type(m) is torch.nn.Linear]
-    signature = tuple((id(m), m.weight.data_ptr(), m.weight._version) for m in plain)
-    kept = getattr(decoder, "_o1_half_weights", None)
-    if kept is not None and kept[0] == signature:
-        return kept[1] or None
-    table: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
-    weight = plain[0].weight if plain else None
-    if weight is not None and weight.dtype == torch.bfloat16 and weight.device.type == "cpu" and \
-            all(float(m.weight.detach().abs().max()) <= HALF_MAX for m in plain):
-        table = {id(m): (m.weight.detach().half(), None if m.bias is None else m.bias.detach().half()) for m in plain}
-    decoder._o1_half_weights = (signature, table)
-    return table or None
-
-
 def _layer_kv(cache: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Layer ``i``'s keys and values [B, kv_heads, L, head_dim] from a transformers cache (any version)."""
     layers = getattr(cache, "layers", None)
     if layers is not None:
         return layers[i].keys, layers[i].values
     return cache.key_cache[i], cache.value_cache[i]  # pragma: no cover - transformers < 4.56
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
 
 
 class StaticDecoder:
@@ -126,40 +96,36 @@ class StaticDecoder:
         self.groups = self.heads // self.kv_heads
         self.head_dim = keys[0].shape[-1]
         self.scaling = getattr(attn, "scaling", self.head_dim ** -0.5)
-        self.half: dict[int, tuple[torch.Tensor, torch.Tensor | None]] | None = None
-        """Float16 weight copies for one-row steps (``exact=False`` on a CPU; see :func:`half_weights`)."""
-
-    def _linear(self, module: Any, x: torch.Tensor) -> torch.Tensor:
-        """``module(x)``; for one row with float16 copies, through them, rounded back to ``x``'s dtype."""
-        entry = self.half.get(id(module)) if self.half is not None and x.numel() == x.shape[-1] else None
-        if entry is None:
-            return module(x)
-        return torch.nn.functional.linear(x.half(), *entry).to(x.dtype)
-
-    def _mlp(self, mlp: Any, x: torch.Tensor) -> torch.Tensor:
-        if self.half is None or x.numel() != x.shape[-1] or not hasattr(mlp, "act_fn"):
-            return mlp(x)
-        return self._linear(mlp.down_proj, mlp.act_fn(self._linear(mlp.gate_proj, x)) * self._linear(mlp.up_proj, x))
+        self.onerow: OneRowStep | None = None
+        """For one row (``exact=False`` in bf16 on a CPU): its steps and LM head run through
+        :class:`~.onerow.OneRowStep` (fused float16 weight copies); the cache must then be zeroed."""
+        self.compiled = False
+        """Whether :attr:`onerow` steps run under ``torch.compile``."""
+        self._valid: torch.Tensor | None = None   # the one-row step's mask over the whole capacity
 
     def logits(self, head: Any, hidden: torch.Tensor) -> torch.Tensor:
-        """The LM head over ``hidden`` [B, H] (through its float16 copy for one row, as the projections)."""
-        return self._linear(head, hidden)
+        """The LM head over ``hidden`` [B, H] (for one row with :attr:`onerow`, through its float16 copy)."""
+        if self.onerow is not None and hidden.shape[0] == 1:
+            return self.onerow.logits(hidden)
+        return head(hidden)
 
     @classmethod
-    def from_cache(cls, decoder: Any, cache: Any, *, repeat: int, extra: int, exact: bool = True) -> StaticDecoder:
+    def from_cache(cls, decoder: Any, cache: Any, *, repeat: int, extra: int, exact: bool = True,
+                   capacity: int | None = None) -> StaticDecoder:
         """A static cache holding ``cache`` (rows repeated ``repeat`` times) with room for ``extra`` columns.
 
         ``exact``: attention called as transformers calls it (the generic path's rounding, so greedy
         thoughts are the same); ``False``: one-token steps always pack the query heads per key/value
-        head, faster here, with slightly different rounding.
+        head, faster here, with slightly different rounding. ``capacity``: allocate at least this many
+        columns, zeroed (the one-row step attends over all of them, the unwritten ones masked).
         """
         keys, values = [], []
         length = 0
         for i in range(len(decoder.layers)):
             k, v = _layer_kv(cache, i)
             batch, kv_heads, length, head_dim = k.shape
-            shape = (batch * repeat, kv_heads, length + extra, head_dim)
-            kb, vb = k.new_empty(shape), v.new_empty(shape)
+            shape = (batch * repeat, kv_heads, max(length + extra, capacity or 0), head_dim)
+            kb, vb = (k.new_zeros(shape), v.new_zeros(shape)) if capacity else (k.new_empty(shape), v.new_empty(shape))
             kb[:, :, :length] = k.repeat_interleave(repeat, 0) if repeat > 1 else k
             vb[:, :, :length] = v.repeat_interleave(repeat, 0) if repeat > 1 else v
             keys.append(kb)
@@ -208,6 +174,15 @@ class StaticDecoder:
         if end > self.keys[0].shape[2]:
             raise RuntimeError(f"static cache full: {end} columns needed, {self.keys[0].shape[2]} allocated")
         valid: torch.Tensor | None = mask[:, None, None, :end].bool()              # [B, 1, 1, L]
+        if width == 1 and batch == 1 and self.onerow is not None:
+            columns = self.keys[0].shape[2]
+            if self._valid is None:
+                self._valid = torch.zeros(columns, dtype=torch.bool, device=ids.device)
+            self._valid.zero_()
+            self._valid[:end] = valid[0, 0, 0]
+            hidden = self.onerow(ids, pos, start, self.keys, self.values, self._valid, compiled=self.compiled)
+            self.length = end
+            return hidden
         if width == 1:
             if all_valid is None:
                 all_valid = bool(valid.all())                                       # a host sync
@@ -223,8 +198,8 @@ class StaticDecoder:
         for i, layer in enumerate(dec.layers):
             attn = layer.self_attn
             h = layer.input_layernorm(x)
-            q, k, v = (self._linear(attn.q_proj, h).view(split), self._linear(attn.k_proj, h).view(split),
-                       self._linear(attn.v_proj, h).view(split))
+            q, k, v = (attn.q_proj(h).view(split), attn.k_proj(h).view(split),
+                       attn.v_proj(h).view(split))
             if hasattr(attn, "q_norm"):  # qwen3
                 q, k = attn.q_norm(q), attn.k_norm(k)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -233,7 +208,7 @@ class StaticDecoder:
             self.keys[i][:, :, start:end] = k
             self.values[i][:, :, start:end] = v
             out = self._attend(q, self.keys[i][:, :, :end], self.values[i][:, :, :end], valid)
-            x = x + self._linear(attn.o_proj, out)
-            x = x + self._mlp(layer.mlp, layer.post_attention_layernorm(x))
+            x = x + attn.o_proj(out)
+            x = x + layer.mlp(layer.post_attention_layernorm(x))
         self.length = end
         return dec.norm(x[:, -1])

@@ -24,8 +24,9 @@ from typing import Any, NamedTuple
 import torch
 
 from . import earlyexit, repetition
-from .fastdecode import StaticDecoder, half_weights, unsupported_reason
+from .fastdecode import StaticDecoder, unsupported_reason
 from .kvcache import DynamicLayer, _can_truncate, _truncate, preallocate
+from .onerow import OneRowStep, capacity_for
 from .padding import left_pad, pad_multiple_for, positions_from_mask  # noqa: F401 (re-exported)
 from .sampling import row_noise, sample_next  # noqa: F401 (re-exported)
 from .settings import ThinkConfig
@@ -33,7 +34,7 @@ from .settings import ThinkConfig
 if DynamicLayer is not None:  # transformers >= 4.56 (see kvcache)
     from .kvcache import _GrowingLayer  # noqa: F401 (re-exported)
 
-DECODE_MODES = ("auto", "static", "fast", "generic")
+DECODE_MODES = ("auto", "static", "fast", "compiled", "generic")
 
 
 CHECK_EVERY = 8
@@ -115,7 +116,9 @@ class Thinker:
                  pad_multiple: int = 1, decode: str = "auto", check_every: int | None = None) -> None:
         """``decode``: ``"static"`` steps through :class:`~.fastdecode.StaticDecoder` (a static KV cache,
         the layers called directly; an error for a decoder it does not support), ``"fast"`` the same with
-        the faster attention kernel (``exact=False``: rounding differs from the generic path's),
+        the faster attention kernel (``exact=False``: rounding differs from the generic path's) and, for
+        one row in bf16 on a CPU, :class:`~.onerow.OneRowStep`'s fused float16 products, ``"compiled"``
+        as ``"fast"`` with that one-row step under ``torch.compile``,
         ``"generic"`` through the decoder's own forward and a transformers cache, ``"auto"`` (default)
         static where supported.
 
@@ -130,10 +133,11 @@ class Thinker:
         if check_every is not None and (not isinstance(check_every, int) or check_every < 1):
             raise ValueError(f"check_every must be a positive integer or None, got {check_every!r}")
         reason = unsupported_reason(decoder) if decode != "generic" else "generic asked"
-        if decode in ("static", "fast") and reason:
+        if decode in ("static", "fast", "compiled") and reason:
             raise ValueError(f"static decoding is not supported for this decoder: {reason}")
         self.static = reason is None
-        self.exact = decode != "fast"
+        self.exact = decode not in ("fast", "compiled")
+        self.compile = decode == "compiled"
         self.check_every = check_every
         # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name still works, with a warning)
         self._cache_arg = "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
@@ -163,9 +167,10 @@ class Thinker:
         cache, hidden = self._step(ids, mask, positions_from_mask(mask), None)       # hidden [B, H]
         extra = max(budgets, default=0) + 2
         if self.static:  # the prefill's cache copied (n times per query) into a static one
-            cache = StaticDecoder.from_cache(self.decoder, cache, repeat=n, extra=extra, exact=self.exact)
-            if not self.exact and len(prompts) * n == 1:   # one row: float16 weight copies (see fastdecode)
-                cache.half = half_weights(self.decoder, self.lm_head)
+            one = None if self.exact or len(prompts) * n != 1 else OneRowStep.for_decoder(self.decoder, self.lm_head)
+            cache = StaticDecoder.from_cache(self.decoder, cache, repeat=n, extra=extra, exact=self.exact,
+                                             capacity=capacity_for(ids.shape[1] + extra) if one else None)
+            cache.onerow, cache.compiled = one, self.compile
         elif n > 1:  # prefill once per query, then copy the cache for each sample
             cache.batch_repeat_interleave(n)
         if n > 1:

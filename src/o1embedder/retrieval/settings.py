@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..engines import ENGINE_HELP
 from ..errors import InputError
 from ..options import Dtype, setting
 
@@ -72,10 +73,7 @@ class ThinkSettings:
     exit_every: int | None = setting("early exit: tokens between checks (unset: the model's)", None, flag="exit-every")
     exit_patience: int | None = setting("early exit: converged checks in a row that stop a thought (unset: the "
                                         "model's)", None, flag="exit-patience")
-    engine: str = setting("who writes the thoughts: one-pass (the model's own loop), one-pass-fast (that loop, "
-                          "faster kernels, other rounding), llama.cpp:FILE.gguf or openai:URL[#MODEL] (o1emb "
-                          "export; the vector still comes from the model)", "one-pass",
-                          flag="think-engine")
+    engine: str = setting(ENGINE_HELP, "one-pass", flag="think-engine")
     cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
                                 None, flag="cache")
     no_cache: bool = setting("do not read or write the thought cache", False, flag="no-cache")
@@ -173,10 +171,7 @@ class FitPolicySettings(Encoding):
     index: str | None = setting("an index folder of this model (o1emb index) to score the features against, "
                                 "e.g. the corpus the policy will search (unset: the rows' documents)", None)
     max_rows: int | None = setting("only the first N rows (a quick fit)", None)
-    engine: str = setting("who writes the thoughts: one-pass (the model's own loop), one-pass-fast (that loop, "
-                          "faster kernels, other rounding), llama.cpp:FILE.gguf or openai:URL[#MODEL] (o1emb "
-                          "export; the vector still comes from the model)", "one-pass",
-                          flag="think-engine")
+    engine: str = setting(ENGINE_HELP, "one-pass", flag="think-engine")
     cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
                                 None)
     no_cache: bool = setting("do not read or write the thought cache", False)

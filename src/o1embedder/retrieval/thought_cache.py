@@ -48,8 +48,8 @@ def model_numerics(model: Any) -> dict[str, str]:
     device = getattr(model, "device", "cpu")
     engine = getattr(model, "engine", None)          # another engine writes other thoughts (keyed only when set)
     decode = str(getattr(model, "decode", "auto"))
-    if decode == "fast":        # since 2026-12-07 also float16 weight copies at one row: other sums than before
-        decode = "fast+f16-rows"
+    if decode in ("fast", "compiled"):   # one row: fused float16 weight copies (since 2026-12-07): other sums
+        decode += "+f16-fused"
     return {"dtype": str(getattr(model, "dtype", "")).removeprefix("torch."),
             "device": str(getattr(device, "type", device)), "decode": decode,
             **({"engine": engine.identity} if engine is not None else {})}

@@ -4,7 +4,7 @@ build the app and run it under uvicorn (one process: the model is loaded once)."
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,7 @@ def load_components(model: str | None = None, index_dir: str | Path | None = Non
     ``threads`` sets torch's CPU threads (on a busy machine, fewer threads than cores avoids
     OpenMP spin-waiting).
     """
-    from ..engines import attach, split_engine
+    from ..engines import apply_think_options
     from ..model import O1Embedder
     from ..retrieval.encoders import O1Encoder
     from ..retrieval.index import check_corpus, check_encoder, load_index, read_manifest
@@ -72,10 +72,10 @@ def load_components(model: str | None = None, index_dir: str | Path | None = Non
             raise InputError(f"--threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
     loaded = O1Embedder.from_pretrained(path, device=device, dtype=dtype)
-    engine, rest = split_engine(think_overrides)
-    attach(loaded, engine)                                # who writes the thoughts (o1embedder.engines)
-    given = {k: v for k, v in rest.items() if v is not None}
-    loaded.settings.think = replace(loaded.settings.think, **given).validate()
+    loaded.settings.think = apply_think_options(loaded, think_overrides)   # and who writes the thoughts
+    if loaded.decode == "compiled":   # compile the one-query step now, not in the first request
+        logger.info("compiling the one-query decode step (--think-engine one-pass-compiled) before serving")
+        loaded.think(["warm-up"], n_thoughts=1, temperature=0.0, max_new_tokens=2, show_progress=False)
     index = texts = None
     if manifest is not None and index_dir is not None:
         check_encoder(manifest, O1Encoder(loaded, path=path, cache_dir=False))

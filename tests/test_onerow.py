@@ -1,0 +1,143 @@
+"""The one-row decode step (model/onerow.py): one query thinking once in bf16 on a CPU runs on fused
+float16 weight copies (decode="fast"), or the same step under torch.compile (decode="compiled"), and stays
+the generic path's thoughts and vectors up to rounding."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from o1embedder.engines import attach
+from o1embedder.model import O1Embedder
+from o1embedder.model.onerow import MIN_CAPACITY, OneRowStep, capacity_for
+from o1embedder.model.settings import ThinkConfig
+from o1embedder.model.thinking import Thinker
+from o1embedder.retrieval.thought_cache import model_numerics
+
+QUERIES = ["who designed the tower", "a b c", "what is the boiling point of water at altitude",
+           "x", "lighthouse keeper history and the many storms of the northern coast"]
+
+
+def _one_by_one(model: O1Embedder, decode: str, tokens: int = 10) -> list:
+    model.decode = decode
+    try:
+        return [model.think([q], n_thoughts=1, temperature=0.0, max_new_tokens=tokens) for q in QUERIES]
+    finally:
+        model.decode = "auto"
+
+
+def _close(runs: list, reference: list) -> None:
+    """Greedy thoughts equal for all queries but at most one (a near-tie may flip under other rounding), and
+    the equal ones' vectors at cosine > 0.999."""
+    equal = [(a, b) for a, b in zip(runs, reference, strict=True) if a.ids == b.ids]
+    assert len(equal) >= len(QUERIES) - 1
+    assert min(float((a.pooled * b.pooled).sum()) for a, b in equal) > 0.999
+
+
+def test_capacity_is_a_power_of_two_with_a_floor() -> None:
+    assert capacity_for(1) == MIN_CAPACITY and capacity_for(MIN_CAPACITY) == MIN_CAPACITY
+    assert capacity_for(MIN_CAPACITY + 1) == 2 * MIN_CAPACITY and capacity_for(1000) == 1024
+
+
+def test_fast_one_row_steps_run_fused_float16_products(tiny_llama_path, monkeypatch) -> None:
+    """decode="fast", one query thinking once, bf16 on a CPU: every step's products (4 fused per layer, and the
+    LM head) run on float16 copies, rounded back to bf16. Several rows, or the exact default: none."""
+    model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
+    decoder = model._decoder()
+    calls: list[torch.dtype] = []
+    linear = torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda x, w, b=None: calls.append(w.dtype) or linear(x, w, b))
+    generic = _one_by_one(model, "generic")
+    calls.clear()
+    fast = _one_by_one(model, "fast")
+    steps = sum(len(t) for f in fast for t in f.ids[0])                   # one-row steps taken (EOS excluded)
+    assert calls.count(torch.float16) >= steps * (4 * len(decoder.layers) + 1) > 0
+    _close(fast, generic)
+    calls.clear()
+    model.think(QUERIES[:2], n_thoughts=1, temperature=0.0, max_new_tokens=4)    # two rows: bf16 products only
+    model.decode = "fast"
+    model.think(QUERIES[:1], n_thoughts=2, temperature=0.7, max_new_tokens=4)
+    model.decode = "auto"
+    model.think(QUERIES[:1], n_thoughts=1, temperature=0.0, max_new_tokens=4)    # exact: bf16 products only
+    assert torch.float16 not in calls
+
+
+def test_copies_are_kept_and_made_again_when_a_weight_changes(tiny_llama_path) -> None:
+    model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
+    decoder, head = model._decoder(), model.model.get_output_embeddings()
+    step = OneRowStep.for_decoder(decoder, head)
+    assert step is not None and OneRowStep.for_decoder(decoder, head) is step
+    q = decoder.layers[0].self_attn.q_proj
+    with torch.no_grad():
+        q.weight.mul_(2)
+    again = OneRowStep.for_decoder(decoder, head)
+    assert again is not step and torch.equal(again.layers[0][0][:q.out_features], q.weight.half())
+    assert OneRowStep.for_decoder(decoder.float(), head) is None          # float32: no float16 copies
+
+
+def test_layouts_with_biases_and_query_key_norms() -> None:
+    """Qwen2 (biased query/key/value projections) and Qwen3 (per-head query/key norms) through the one-row
+    step: the generic path's greedy thoughts and vectors up to rounding."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(0)
+    common = dict(vocab_size=300, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=2, intermediate_size=128, max_position_embeddings=256)
+    models = [Qwen2ForCausalLM(Qwen2Config(**common)), Qwen3ForCausalLM(Qwen3Config(head_dim=16, **common))]
+    with torch.no_grad():
+        for layer in models[0].model.layers:   # visible biases, so a dropped bias would show
+            for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj, layer.self_attn.v_proj):
+                proj.bias.uniform_(-0.5, 0.5)
+        for layer in models[1].model.layers:
+            layer.self_attn.q_norm.weight.uniform_(0.5, 1.5)
+            layer.self_attn.k_norm.weight.uniform_(0.5, 1.5)
+    cfg = ThinkConfig(n_thoughts=1, temperature=0.0, max_new_tokens=8)
+    for lm in models:
+        lm = lm.to(torch.bfloat16).eval()
+        assert OneRowStep.for_decoder(lm.model, lm.lm_head) is not None
+        runs = {mode: [Thinker(lm.model, lm.lm_head, eos_id=1, emb_id=2, pad_id=0, decode=mode).run(
+                    [prompt], [8], cfg, torch.arange(1)) for prompt in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14])]
+                for mode in ("generic", "fast")}
+        same = [(a, b) for a, b in zip(runs["fast"], runs["generic"], strict=True) if a.thought_ids == b.thought_ids]
+        assert len(same) >= 2
+        assert min(float(torch.cosine_similarity(a.vectors.float(), b.vectors.float()).min()) for a, b in same) > 0.999
+
+
+def test_compiled_step_compiles_once_and_matches_the_eager_one(tiny_llama_path, capsys) -> None:
+    """decode="compiled": the one-row step under torch.compile, compiled once for every query (its cache has a
+    fixed capacity, so no shape changes), the eager step's thoughts and vectors up to rounding; and
+    ``--think-engine one-pass-compiled`` through the command line a user runs."""
+    from torch._dynamo.utils import counters
+
+    from o1embedder.cli import main
+
+    model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
+    fast = _one_by_one(model, "fast")
+    before = counters["stats"]["unique_graphs"]
+    compiled = _one_by_one(model, "compiled")
+    step = OneRowStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
+    assert step is not None and step.compile_failed is None and step._compiled is not None
+    assert counters["stats"]["unique_graphs"] - before == 1
+    _close(compiled, fast)
+    attach(model, "one-pass-compiled")
+    assert model.engine is None and model.decode == "compiled"
+    assert model_numerics(model)["decode"] == "compiled+f16-fused"
+    args = ["think", "--model", str(tiny_llama_path), "--dtype", "bfloat16", "--n-thoughts", "1", "--temperature",
+            "0", "--max-new-tokens", "6", "--json", QUERIES[0]]
+    assert main([*args, "--think-engine", "one-pass-compiled"]) == 0
+    through_cli = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main([*args, "--think-engine", "one-pass-fast"]) == 0
+    assert through_cli["thoughts"] == json.loads(capsys.readouterr().out.strip().splitlines()[-1])["thoughts"]
+
+
+def test_the_server_compiles_the_step_before_serving(tiny_llama_path) -> None:
+    """``o1emb serve --think-engine one-pass-compiled`` compiles the one-query step while loading, so the
+    first request does not wait for it."""
+    from o1embedder.serving.server import load_components
+
+    components = load_components(str(tiny_llama_path), dtype="bfloat16", think_overrides={"engine": "one-pass-compiled"})
+    model = components.model
+    assert model.decode == "compiled"
+    step = OneRowStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
+    assert step is not None and step._compiled is not None and step.compile_failed is None
