@@ -95,59 +95,56 @@ class ThinkingMixin:
     def _think_all(self, queries: list[str], cfg: ThinkConfig, *, embed: bool, batch_size: int,
                    show_progress: bool | None) -> tuple[list[list[list[int]]], np.ndarray | None,
                                                         list[list[bool]]]:
-        """:meth:`_think`, and per query and sample whether early exit stopped the thought."""
+        """:meth:`_think`, and per query and sample whether early exit stopped the thought. The thoughts come
+        from the model's own loop, or from ``self.engine`` when one is attached (:meth:`_engine_batch`)."""
         prompts = [self.template.query_prompt_ids(q) for q in queries]
         order = sorted(range(len(queries)), key=lambda i: -len(prompts[i]))
         n = cfg.n_thoughts
         thoughts: list[list[list[int]]] = [[] for _ in queries]
-        stopped: list[list[bool]] = [[] for _ in queries]
-        engine = getattr(self, "engine", None)
-        if engine is not None:
-            return self._think_on_engine(engine, queries, prompts, cfg, embed=embed, batch_size=batch_size,
-                                         show_progress=show_progress)
+        stopped: list[list[bool]] = [[False] * n for _ in queries]
         vectors = np.empty((len(queries), n, self.dim), dtype=np.float32) if embed else None
-        thinker = Thinker(self._decoder(), self.model.get_output_embeddings(), eos_id=self.template.eos_id,
-                          emb_id=self.template.emb_id, pad_id=self.tokenizer.pad_token_id,
-                          pad_multiple=self._pad_multiple(), decode=self.decode)
+        engine = getattr(self, "engine", None)
+        thinker = None if engine is not None else Thinker(
+            self._decoder(), self.model.get_output_embeddings(), eos_id=self.template.eos_id,
+            emb_id=self.template.emb_id, pad_id=self.tokenizer.pad_token_id, pad_multiple=self._pad_multiple(),
+            decode=self.decode)
         with _progress(len(queries), "thinking", show_progress) as bar:
             for start in range(0, len(order), batch_size):
                 idx = order[start:start + batch_size]
                 batch = [prompts[i] for i in idx]
                 budgets = [min(cfg.max_new_tokens, self.template.thought_budget(len(p))) for p in batch]
                 keys = self.sample_keys([queries[i] for i in idx], n, cfg.seed)
-                result = thinker.run(batch, budgets, cfg, keys, embed=embed)
+                if thinker is None:
+                    ids, flat = self._engine_batch(engine, [queries[i] for i in idx], batch, budgets, cfg, keys,
+                                                   embed=embed)
+                else:
+                    result = thinker.run(batch, budgets, cfg, keys, embed=embed)
+                    ids, flat = result.thought_ids, result.vectors
+                    for j, i in enumerate(idx):
+                        stopped[i] = result.stopped[j * n:(j + 1) * n]
+                    if flat is not None:
+                        flat = self._finish(flat).cpu().numpy()
                 for j, i in enumerate(idx):
-                    thoughts[i] = result.thought_ids[j * n:(j + 1) * n]
-                    stopped[i] = result.stopped[j * n:(j + 1) * n]
-                if vectors is not None and result.vectors is not None:
-                    vectors[idx] = self._finish(result.vectors).reshape(len(idx), n, -1).cpu().numpy()
+                    thoughts[i] = ids[j * n:(j + 1) * n]
+                if vectors is not None and flat is not None:
+                    vectors[idx] = np.asarray(flat, dtype=np.float32).reshape(len(idx), n, -1)
                 bar.update(len(idx))
         return thoughts, vectors, stopped
 
-    def _think_on_engine(self, engine: Any, queries: list[str], prompts: list[list[int]], cfg: ThinkConfig, *,
-                         embed: bool, batch_size: int, show_progress: bool | None
-                         ) -> tuple[list[list[list[int]]], np.ndarray | None, list[list[bool]]]:
-        """:meth:`_think_all` with the thoughts from ``engine`` and, if ``embed``, each sample's vector from
-        one forward over ``prompt + thought + EOS + <emb>`` (the given-thoughts path)."""
+    def _engine_batch(self, engine: Any, texts: list[str], prompts: list[list[int]], budgets: list[int],
+                      cfg: ThinkConfig, keys: torch.Tensor, *, embed: bool) -> tuple[list[list[int]], Any]:
+        """One batch's thoughts from ``engine`` (row-major, ``cfg.n_thoughts`` per query) and, if ``embed``,
+        each sample's vector from one forward over ``prompt + thought + EOS + <emb>`` (the given-thoughts
+        path)."""
         n = cfg.n_thoughts
-        thoughts: list[list[list[int]]] = [[] for _ in queries]
-        vectors = np.empty((len(queries), n, self.dim), dtype=np.float32) if embed else None
-        with _progress(len(queries), "thinking", show_progress) as bar:
-            for start in range(0, len(queries), batch_size):
-                idx = list(range(start, min(start + batch_size, len(queries))))
-                budgets = [min(cfg.max_new_tokens, self.template.thought_budget(len(prompts[i]))) for i in idx]
-                keys = self.sample_keys([queries[i] for i in idx], n, cfg.seed).tolist()
-                written = engine.write([prompts[i] for i in idx], budgets, cfg, keys)
-                if len(written) != len(idx) * n:
-                    raise RuntimeError(f"{engine.identity} wrote {len(written)} thoughts for {len(idx)} x {n}")
-                for j, i in enumerate(idx):
-                    thoughts[i] = [list(t) for t in written[j * n:(j + 1) * n]]
-                if vectors is not None:
-                    seqs = [self.template.query_ids(queries[i], t)[0] for i in idx for t in thoughts[i]]
-                    flat = self.embed_ids(seqs, batch_size=len(seqs), show_progress=False, desc="queries")
-                    vectors[idx] = np.asarray(flat, dtype=np.float32).reshape(len(idx), n, -1)
-                bar.update(len(idx))
-        return thoughts, vectors, [[False] * n for _ in queries]
+        written = engine.write(prompts, budgets, cfg, keys.tolist())
+        if len(written) != len(prompts) * n:
+            raise RuntimeError(f"{engine.identity} wrote {len(written)} thoughts for {len(prompts)} x {n}")
+        ids = [list(t) for t in written]
+        if not embed:
+            return ids, None
+        seqs = [self.template.query_ids(texts[r // n], t)[0] for r, t in enumerate(ids)]
+        return ids, self.embed_ids(seqs, batch_size=len(seqs), show_progress=False, desc="queries")
 
     def think(self, queries: Sequence[str], *, n_thoughts: int | None = None, temperature: float | None = None,
               top_p: float | None = None, max_new_tokens: int | None = None, seed: int | None = None,

@@ -8,12 +8,12 @@ batches (:meth:`encode_queries`, :meth:`encode_documents`), which the committee 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from ..engines import attach, split_engine
+from ..engines import apply_think_options
 from ..errors import InputError, ModelError
 from ..log import get_logger
 from ..templates import document_text
@@ -128,11 +128,7 @@ class O1Encoder:
         self.name = self.path or "o1"
         self.dim = int(model.dim)
         self.normalized = bool(model.settings.normalize)
-        engine, rest = split_engine(think_options)
-        if engine is not None:
-            attach(model, engine)                         # who writes the thoughts (o1embedder.engines)
-        given = {k: v for k, v in rest.items() if v is not None}
-        self.think_config = replace(model.settings.think, **given).validate()
+        self.think_config = apply_think_options(model, think_options)   # and who writes the thoughts
         self._fingerprint: str | None = None
         self._cache_dir = cache_dir
         self.last_stats: dict[str, int] = {}
