@@ -16,7 +16,7 @@ at the client. Shapes: ``smollm2`` is a random model of SmolLM2-135M's shape (hi
 9/3 heads, vocabulary 49,152, tied); ``toy`` is the demo's (Qwen2, hidden 128, 4 layers, 4 heads,
 vocabulary 1,200). ``--decode`` picks the decode path in-process (``auto``: static for these shapes).
 ``--modes``: ``one-pass`` (that path), ``one-pass-fast`` (``decode="fast"``: one-row steps on fused float16
-copies of the weights, model/onerow.py), ``one-pass-compiled`` (``decode="compiled"``: that step under
+copies of the weights, model/onequery.py), ``one-pass-compiled`` (``decode="compiled"``: that step under
 ``torch.compile``; compiled in the warm-up, whose seconds each row reports as ``warmup_s``) and
 ``llama.cpp-TYPE`` (the llama.cpp engine on the model exported at TYPE) each get their thinking rows.
 Each thinking row also gets ``ms_per_token`` (its p50 minus the no-think p50, over the thought tokens:
@@ -241,7 +241,7 @@ def main() -> None:
                     rows.append(_row(shape, place, name, "one-pass", values, tokens, found["no-think"]["p50_ms"],
                                      floor, bw))
             no_think = where["in-process"]["no-think"]["p50_ms"]
-            for mode in (m for m in modes if m in LOOPS):   # our loop, other decode modes (model/onerow.py)
+            for mode in (m for m in modes if m in LOOPS):   # our loop, other decode modes (model/onequery.py)
                 bw = now()
                 found = in_process(path, args.queries, args.new_tokens, args.dtype, LOOPS[mode])
                 for name, values in found.items():

@@ -8,10 +8,10 @@ vocabulary 49,152, tied), bf16, a 40-token prompt, then ``--new-tokens`` greedy 
 static decode step (``model/fastdecode.py``, exact attention) and the LM head:
 
 - ``eager``: the step as the library runs it;
-- ``fast``: ``decode="fast"``: at one row the step runs through ``model/onerow.py``'s ``OneRowStep`` (fused
+- ``fast``: ``decode="fast"``: up to 4 rows the step runs through ``model/onequery.py``'s ``OneQueryStep`` (fused
   float16 copies of the bf16 weights, 4 products per layer; a zeroed cache of fixed capacity, masked);
   at more rows only the query heads are packed;
-- ``compiled``: ``decode="compiled"``: that one-row step under ``torch.compile`` (inductor, static shapes);
+- ``compiled``: ``decode="compiled"``: that step under ``torch.compile`` (inductor, static shapes);
 - ``compile``: the exact step under ``torch.compile`` (inductor, default mode; the cache length becomes a
   dynamic size after its first change);
 - ``compile-autotune``: ``mode="max-autotune-no-cudagraphs"`` (inductor's own GEMM templates).
@@ -34,7 +34,7 @@ from _common import median, report
 from bench_decode import smollm2_shaped
 
 from o1embedder.model.fastdecode import StaticDecoder
-from o1embedder.model.onerow import OneRowStep, capacity_for
+from o1embedder.model.onequery import OneQueryStep, capacity_for
 
 PROMPT = 40
 
@@ -57,10 +57,10 @@ def main() -> None:
 
     def make(kind: str):
         fast = kind in ("fast", "compiled")
-        one = OneRowStep.for_decoder(decoder, head) if fast and rows == 1 else None
+        one = OneQueryStep.for_decoder(decoder, head) if fast else None
         static = StaticDecoder.from_cache(decoder, cache, repeat=rows, extra=n + 4, exact=not fast,
                                           capacity=capacity_for(PROMPT + n + 4) if one else None)
-        static.onerow, static.compiled = one, kind == "compiled"
+        static.onequery, static.compiled = one, kind == "compiled"
         if kind in ("eager", "fast", "compiled"):
             return static, static.step
         mode = {"compile": None, "compile-autotune": "max-autotune-no-cudagraphs"}[kind]

@@ -9,7 +9,7 @@ path, so it is exactly what the model embeds for those thoughts, whichever engin
 
 - ``one-pass`` (``None``): the model's own loop, thought and vector in one pass (the default);
   ``one-pass-fast``: the same loop with ``model.decode = "fast"`` (faster kernels, other rounding);
-  ``one-pass-compiled``: with ``model.decode = "compiled"`` (its one-row step under ``torch.compile``);
+  ``one-pass-compiled``: with ``model.decode = "compiled"`` (its one-query step under ``torch.compile``);
 - ``llama.cpp:FILE.gguf``: llama-cpp-python in this process, on the model exported by ``o1emb export``;
 - ``openai:URL#MODEL``: any OpenAI-compatible completions server (vLLM, llama.cpp's server, TGI,
   SGLang) serving the exported model (``o1emb export --hf``).
@@ -28,10 +28,10 @@ from ..errors import InputError
 ONE_PASS = "one-pass"
 ONE_PASS_FAST = "one-pass-fast"
 """The model's own loop with ``decode = "fast"`` (:mod:`o1embedder.model.fastdecode`): the packed attention
-kernel and, for one query thinking once in bf16 on a CPU, fused float16 weight copies; other rounding."""
+kernel and, for one query thinking (k <= 4) in bf16 on a CPU, fused float16 weight copies; other rounding."""
 ONE_PASS_COMPILED = "one-pass-compiled"
-"""``one-pass-fast`` with its one-row step under ``torch.compile`` (``decode = "compiled"``,
-:mod:`o1embedder.model.onerow`): the fastest one-query path; compiles once per process (about 40 s at the
+"""``one-pass-fast`` with its one-query step under ``torch.compile`` (``decode = "compiled"``,
+:mod:`o1embedder.model.onequery`): the fastest one-query path; compiles once per process (about 40 s at the
 SmolLM2 shape on 2 cores)."""
 ENGINE_HELP = ("who writes the thoughts: one-pass (the model's own loop, default), one-pass-fast (that loop with "
                "faster kernels and other rounding), one-pass-compiled (one-pass-fast under torch.compile: fastest "

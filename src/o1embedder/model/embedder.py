@@ -52,9 +52,9 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
         decoders, :mod:`~o1embedder.model.fastdecode`), ``"static"`` or ``"generic"`` (the decoder's own
         forward; every architecture): the same thoughts and vectors either way. ``"fast"``: static with a
         faster attention call whose rounding differs (vectors to cosine ~0.9997 in bf16) and, for one
-        query thinking once in bf16 on a CPU, the steps' products on fused float16 copies of the weights
-        (about 2x faster there; they cost as much memory as those weights; :mod:`~o1embedder.model.onerow`).
-        ``"compiled"``: ``"fast"`` with that one-row step under ``torch.compile`` (the fastest one-query
+        query thinking (k <= 4 samples) in bf16 on a CPU, the steps' products on fused float16 copies of the weights
+        (about 2x faster there; they cost as much memory as those weights; :mod:`~o1embedder.model.onequery`).
+        ``"compiled"``: ``"fast"`` with that one-query step under ``torch.compile`` (the fastest one-query
         path once compiled: about 40 s per process at the SmolLM2 shape on 2 cores)."""
         self.engine: Any = None
         """Who writes the thoughts (:mod:`o1embedder.engines`): ``None``, the model's own one-pass loop; or

@@ -19,8 +19,8 @@ Greedy thoughts and vectors equal the generic path's (tests/test_fastdecode.py).
 in bf16 on CPU the same flash kernel then takes about 2.6x less time than with ``enable_gqa``, but it
 blocks the sums differently, so vectors differ from the generic path's by rounding (cosine ~0.9997 at
 random weights, where near-flat logits can flip a greedy token; docs/benchmarks.md, "Decode loop"). On a CPU,
-``fast`` also runs a bf16 model's one-row steps (one query, one sample: the latency case) through
-:class:`~.onerow.OneRowStep` (fused float16 weight copies; ``decode="compiled"``: the same step under
+``fast`` also runs a bf16 model's steps for one query (k <= 4 samples: the latency case) through
+:class:`~.onequery.OneQueryStep` (fused float16 weight copies; ``decode="compiled"``: the same step under
 ``torch.compile``). Supported: decoders
 laid out as Llama's (``llama``, ``mistral`` without a sliding window shorter than the sequence, ``qwen2``,
 ``qwen3``); anything else uses the generic path. An unmerged PEFT adapter works: its LoRA layers are
@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from .onerow import OneRowStep, _rotate_half
+from .onequery import OneQueryStep, _rotate_half
 
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 _HAS_GQA = "enable_gqa" in (torch.nn.functional.scaled_dot_product_attention.__doc__ or "")
@@ -96,17 +96,17 @@ class StaticDecoder:
         self.groups = self.heads // self.kv_heads
         self.head_dim = keys[0].shape[-1]
         self.scaling = getattr(attn, "scaling", self.head_dim ** -0.5)
-        self.onerow: OneRowStep | None = None
-        """For one row (``exact=False`` in bf16 on a CPU): its steps and LM head run through
-        :class:`~.onerow.OneRowStep` (fused float16 weight copies); the cache must then be zeroed."""
+        self.onequery: OneQueryStep | None = None
+        """For one query (``exact=False`` in bf16 on a CPU): its steps and LM head run through
+        :class:`~.onequery.OneQueryStep` (fused float16 weight copies); the cache must then be zeroed."""
         self.compiled = False
-        """Whether :attr:`onerow` steps run under ``torch.compile``."""
-        self._valid: torch.Tensor | None = None   # the one-row step's mask over the whole capacity
+        """Whether :attr:`onequery` steps run under ``torch.compile``."""
+        self._valid: torch.Tensor | None = None   # the one-query step's mask over the whole capacity
 
     def logits(self, head: Any, hidden: torch.Tensor) -> torch.Tensor:
-        """The LM head over ``hidden`` [B, H] (for one row with :attr:`onerow`, through its float16 copy)."""
-        if self.onerow is not None and hidden.shape[0] == 1:
-            return self.onerow.logits(hidden)
+        """The LM head over ``hidden`` [B, H] (with :attr:`onequery`, through its float16 copy)."""
+        if self.onequery is not None:
+            return self.onequery.logits(hidden)
         return head(hidden)
 
     @classmethod
@@ -117,7 +117,7 @@ class StaticDecoder:
         ``exact``: attention called as transformers calls it (the generic path's rounding, so greedy
         thoughts are the same); ``False``: one-token steps always pack the query heads per key/value
         head, faster here, with slightly different rounding. ``capacity``: allocate at least this many
-        columns, zeroed (the one-row step attends over all of them, the unwritten ones masked).
+        columns, zeroed (the one-query step attends over all of them, the unwritten ones masked).
         """
         keys, values = [], []
         length = 0
@@ -174,13 +174,13 @@ class StaticDecoder:
         if end > self.keys[0].shape[2]:
             raise RuntimeError(f"static cache full: {end} columns needed, {self.keys[0].shape[2]} allocated")
         valid: torch.Tensor | None = mask[:, None, None, :end].bool()              # [B, 1, 1, L]
-        if width == 1 and batch == 1 and self.onerow is not None:
+        if width == 1 and self.onequery is not None:
             columns = self.keys[0].shape[2]
             if self._valid is None:
-                self._valid = torch.zeros(columns, dtype=torch.bool, device=ids.device)
+                self._valid = torch.zeros(batch, columns, dtype=torch.bool, device=ids.device)
             self._valid.zero_()
-            self._valid[:end] = valid[0, 0, 0]
-            hidden = self.onerow(ids, pos, start, self.keys, self.values, self._valid, compiled=self.compiled)
+            self._valid[:, :end] = valid[:, 0, 0]
+            hidden = self.onequery(ids, pos, start, self.keys, self.values, self._valid, compiled=self.compiled)
             self.length = end
             return hidden
         if width == 1:

@@ -26,7 +26,7 @@ import torch
 from . import earlyexit, repetition
 from .fastdecode import StaticDecoder, unsupported_reason
 from .kvcache import DynamicLayer, _can_truncate, _truncate, preallocate
-from .onerow import OneRowStep, capacity_for
+from .onequery import MAX_ROWS, OneQueryStep, capacity_for
 from .padding import left_pad, pad_multiple_for, positions_from_mask  # noqa: F401 (re-exported)
 from .sampling import row_noise, sample_next  # noqa: F401 (re-exported)
 from .settings import ThinkConfig
@@ -117,8 +117,8 @@ class Thinker:
         """``decode``: ``"static"`` steps through :class:`~.fastdecode.StaticDecoder` (a static KV cache,
         the layers called directly; an error for a decoder it does not support), ``"fast"`` the same with
         the faster attention kernel (``exact=False``: rounding differs from the generic path's) and, for
-        one row in bf16 on a CPU, :class:`~.onerow.OneRowStep`'s fused float16 products, ``"compiled"``
-        as ``"fast"`` with that one-row step under ``torch.compile``,
+        one query (k <= 4 samples) in bf16 on a CPU, :class:`~.onequery.OneQueryStep`'s fused float16
+        products, ``"compiled"`` as ``"fast"`` with that one-query step under ``torch.compile``,
         ``"generic"`` through the decoder's own forward and a transformers cache, ``"auto"`` (default)
         static where supported.
 
@@ -167,10 +167,10 @@ class Thinker:
         cache, hidden = self._step(ids, mask, positions_from_mask(mask), None)       # hidden [B, H]
         extra = max(budgets, default=0) + 2
         if self.static:  # the prefill's cache copied (n times per query) into a static one
-            one = None if self.exact or len(prompts) * n != 1 else OneRowStep.for_decoder(self.decoder, self.lm_head)
+            one = None if self.exact or len(prompts) != 1 or n > MAX_ROWS else OneQueryStep.for_decoder(self.decoder, self.lm_head)
             cache = StaticDecoder.from_cache(self.decoder, cache, repeat=n, extra=extra, exact=self.exact,
                                              capacity=capacity_for(ids.shape[1] + extra) if one else None)
-            cache.onerow, cache.compiled = one, self.compile
+            cache.onequery, cache.compiled = one, self.compile
         elif n > 1:  # prefill once per query, then copy the cache for each sample
             cache.batch_repeat_interleave(n)
         if n > 1:

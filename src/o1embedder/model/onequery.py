@@ -1,12 +1,13 @@
-"""One query thinking once in bf16 on a CPU (the latency case): a decode step as close to weight streaming
-as PyTorch gets, eager (``decode="fast"``) or under ``torch.compile`` (``decode="compiled"``).
+"""One query thinking in bf16 on a CPU (the latency case: one row, or its k <= :data:`MAX_ROWS` samples): a
+decode step as close to weight streaming as PyTorch gets, eager (``decode="fast"``) or under
+``torch.compile`` (``decode="compiled"``).
 
-At one row a decode step is a chain of matrix-vector products, and on a CPU it should cost about the time
-to stream the weights once. Profiled at the SmolLM2-135M shape (docs/benchmarks.md, "One row"), two
+At one row a decode step is a chain of matrix-vector products (at a few rows, nearly so), and on a CPU
+it should cost about the time to stream the weights once. Profiled at the SmolLM2-135M shape (docs/benchmarks.md, "One row"), two
 things stood between :class:`~.fastdecode.StaticDecoder` and that floor:
 
 - torch's bf16 matrix-vector product streams weights at about half the speed of its float16 one here.
-  :class:`OneRowStep` keeps float16 copies of the bf16 weights (every bf16 weight is exact in float16)
+  :class:`OneQueryStep` keeps float16 copies of the bf16 weights (every bf16 weight is exact in float16)
   and rounds each product back to bf16, so only the fp32 sums' order differs from the bf16 products.
 - Per-operator dispatch: seven products, their casts and a dozen small operators per layer. The copies
   are fused (queries, keys and values in one matrix; gate and up in another: 4 products per layer
@@ -37,8 +38,10 @@ log = logging.getLogger(__name__)
 
 HALF_MAX = 65504.0
 """The largest float16: a model with a larger weight gets no float16 copies."""
+MAX_ROWS = 4
+"""The most rows (one query's samples) that take this step; more rows are compute, not weight streaming."""
 MIN_CAPACITY = 256
-"""The smallest static capacity on the one-row path (prompt + thought + 2 columns, rounded up to a power
+"""The smallest static capacity on the one-query path (prompt + thought + 2 columns, rounded up to a power
 of two): a query of up to about 190 tokens with a 64-token thought fits it, so one compilation serves
 most workloads; the attention over the unused columns costs little beside the weights."""
 
@@ -64,12 +67,13 @@ def _cat_bias(*modules: Any) -> torch.Tensor | None:
                       for m in modules]).half()
 
 
-class OneRowStep:
-    """Fused float16 weight copies of a bf16 decoder and its one-row step (see the module docstring).
+class OneQueryStep:
+    """Fused float16 weight copies of a bf16 decoder and its one-query step (see the module docstring).
 
-    Get one through :meth:`for_decoder` (``None`` where it does not apply); call it with the step's token,
-    position, cache column and the static cache's per-layer keys and values (``[1, kv_heads, capacity,
-    head_dim]``, written in place at ``col``); it returns the final hidden state ``[1, H]``.
+    Get one through :meth:`for_decoder` (``None`` where it does not apply); call it with the step's tokens,
+    positions, cache column, the static cache's per-layer keys and values (``[B, kv_heads, capacity,
+    head_dim]``, written in place at ``col``) and the valid columns; it returns the final hidden states
+    ``[B, H]``.
     """
 
     def __init__(self, decoder: Any, head: Any) -> None:
@@ -102,15 +106,15 @@ class OneRowStep:
         return tuple((id(p), p.data_ptr(), p._version) for p in (*decoder.parameters(), head.weight))
 
     @classmethod
-    def for_decoder(cls, decoder: Any, head: Any) -> OneRowStep | None:
-        """The decoder's one-row step, made on first use and again when a weight has changed since (training,
+    def for_decoder(cls, decoder: Any, head: Any) -> OneQueryStep | None:
+        """The decoder's one-query step, made on first use and again when a weight has changed since (training,
         a merge); ``None`` where it does not apply (see the module docstring)."""
         signature = cls._signature(decoder, head)
-        kept = getattr(decoder, "_o1_onerow", None)
+        kept = getattr(decoder, "_o1_onequery", None)
         if kept is not None and kept[0] == signature:
             return kept[1]
         made = cls(decoder, head) if cls._applies(decoder, head) else None
-        decoder._o1_onerow = (signature, made)
+        decoder._o1_onequery = (signature, made)
         return made
 
     @staticmethod
@@ -127,7 +131,7 @@ class OneRowStep:
         return all(p.dtype == torch.bfloat16 and float(p.detach().abs().max()) <= HALF_MAX for p in linears)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The LM head over one row's ``hidden`` [1, H], through its float16 copy, rounded back to bf16."""
+        """The LM head over ``hidden`` [B, H], through its float16 copy, rounded back to bf16."""
         return functional.linear(hidden.half(), self.head, self.head_bias).to(hidden.dtype)
 
     def rotary(self, capacity: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,21 +144,21 @@ class OneRowStep:
 
     def __call__(self, ids: torch.Tensor, pos: torch.Tensor, col: int, keys: list[torch.Tensor],
                  values: list[torch.Tensor], valid: torch.Tensor, *, compiled: bool = False) -> torch.Tensor:
-        """One step: ``ids`` [1, 1] at position ``pos`` [1, 1], its key and value written at cache column
-        ``col``; ``valid`` [capacity] (bool) marks the columns it attends to (``col`` included).
+        """One step: ``ids`` [B, 1] at positions ``pos`` [B, 1], their keys and values written at cache column
+        ``col``; ``valid`` [B, capacity] (bool) marks the columns each row attends to (``col`` included).
         ``compiled``: through ``torch.compile``."""
         cos, sin = self.rotary(keys[0].shape[2])
         column = torch.tensor([col], device=ids.device)
         if compiled and self.compile_failed is None:
             if self._compiled is None:
-                log.info("compiling the one-row decode step (once per process, model and cache size)")
+                log.info("compiling the one-query decode step (once per process, model and cache size)")
                 warnings.filterwarnings("ignore", message="bf16 and fp16 are mixed")   # inductor's, by design here
                 self._compiled = torch.compile(self._step, dynamic=False, fullgraph=True)
             try:
                 return self._compiled(ids, pos, column, keys, values, valid, cos, sin)
             except Exception as error:  # noqa: BLE001 - any compiler failure: run eagerly, say why once
                 self.compile_failed = f"{type(error).__name__}: {error}".splitlines()[0]
-                log.warning("torch.compile could not build the one-row decode step (%s); it runs eagerly",
+                log.warning("torch.compile could not build the one-query decode step (%s); it runs eagerly",
                             self.compile_failed)
         return self._step(ids, pos, column, keys, values, valid, cos, sin)
 
@@ -165,14 +169,15 @@ class OneRowStep:
         heads, kv, dim = self.heads, self.kv_heads, self.head_dim
         x = dec.embed_tokens(ids)                                                   # [1, 1, H]
         bf = x.dtype
-        cos, sin = cos_table[pos[0]][None, None], sin_table[pos[0]][None, None]     # [1, 1, 1, d]
-        mask = valid[None, None, None]                                              # [1, 1, 1, capacity]
+        rows = ids.shape[0]
+        cos, sin = cos_table[pos[:, 0]][:, None, None], sin_table[pos[:, 0]][:, None, None]   # [B, 1, 1, d]
+        mask = valid[:, None, None]                                                 # [B, 1, 1, capacity]
         for i, layer in enumerate(dec.layers):
             attn = layer.self_attn
             qkv_w, o_w, gu_w, down_w = self.layers[i]
             qkv_b, o_b, gu_b, down_b = self.biases[i]
             qkv = functional.linear(layer.input_layernorm(x).half(), qkv_w, qkv_b).to(bf)
-            q, k, v = qkv.view(1, 1, heads + 2 * kv, dim).split([heads, kv, kv], dim=2)
+            q, k, v = qkv.view(rows, 1, heads + 2 * kv, dim).split([heads, kv, kv], dim=2)
             if hasattr(attn, "q_norm"):  # qwen3
                 q, k = attn.q_norm(q), attn.k_norm(k)
             q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
@@ -180,10 +185,10 @@ class OneRowStep:
             k = k * cos + _rotate_half(k) * sin
             keys[i].index_copy_(2, column, k)
             values[i].index_copy_(2, column, v)
-            packed = q.reshape(1, kv, heads // kv, dim)        # the query heads packed per key/value head
+            packed = q.reshape(rows, kv, heads // kv, dim)        # the query heads packed per key/value head
             out = functional.scaled_dot_product_attention(packed, keys[i], values[i], attn_mask=mask,
                                                                    scale=self.scaling)
-            x = x + functional.linear(out.reshape(1, 1, heads * dim).half(), o_w, o_b).to(bf)
+            x = x + functional.linear(out.reshape(rows, 1, heads * dim).half(), o_w, o_b).to(bf)
             gate, up = functional.linear(layer.post_attention_layernorm(x).half(), gu_w, gu_b).to(bf).chunk(2, dim=-1)
             x = x + functional.linear((layer.mlp.act_fn(gate) * up).half(), down_w, down_b).to(bf)
         return dec.norm(x[:, -1])

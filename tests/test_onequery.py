@@ -1,4 +1,4 @@
-"""The one-row decode step (model/onerow.py): one query thinking once in bf16 on a CPU runs on fused
+"""The one-query decode step (model/onequery.py): one query thinking (k <= 4) in bf16 on a CPU runs on fused
 float16 weight copies (decode="fast"), or the same step under torch.compile (decode="compiled"), and stays
 the generic path's thoughts and vectors up to rounding."""
 
@@ -10,7 +10,7 @@ import torch
 
 from o1embedder.engines import attach
 from o1embedder.model import O1Embedder
-from o1embedder.model.onerow import MIN_CAPACITY, OneRowStep, capacity_for
+from o1embedder.model.onequery import MIN_CAPACITY, OneQueryStep, capacity_for
 from o1embedder.model.settings import ThinkConfig
 from o1embedder.model.thinking import Thinker
 from o1embedder.retrieval.thought_cache import model_numerics
@@ -41,8 +41,9 @@ def test_capacity_is_a_power_of_two_with_a_floor() -> None:
 
 
 def test_fast_one_row_steps_run_fused_float16_products(tiny_llama_path, monkeypatch) -> None:
-    """decode="fast", one query thinking once, bf16 on a CPU: every step's products (4 fused per layer, and the
-    LM head) run on float16 copies, rounded back to bf16. Several rows, or the exact default: none."""
+    """decode="fast", one query thinking (k <= MAX_ROWS), bf16 on a CPU: every step's products (4 fused per
+    layer, and the LM head) run on float16 copies, rounded back to bf16. Several queries, more samples, or
+    the exact default: none."""
     model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
     decoder = model._decoder()
     calls: list[torch.dtype] = []
@@ -55,9 +56,12 @@ def test_fast_one_row_steps_run_fused_float16_products(tiny_llama_path, monkeypa
     assert calls.count(torch.float16) >= steps * (4 * len(decoder.layers) + 1) > 0
     _close(fast, generic)
     calls.clear()
-    model.think(QUERIES[:2], n_thoughts=1, temperature=0.0, max_new_tokens=4)    # two rows: bf16 products only
     model.decode = "fast"
-    model.think(QUERIES[:1], n_thoughts=2, temperature=0.7, max_new_tokens=4)
+    sampled = model.think(QUERIES[:1], n_thoughts=3, temperature=0.7, max_new_tokens=4, seed=1)   # one query, k = 3
+    assert calls.count(torch.float16) >= max(map(len, sampled.ids[0])) * (4 * len(decoder.layers) + 1) > 0
+    calls.clear()
+    model.think(QUERIES[:2], n_thoughts=1, temperature=0.0, max_new_tokens=4)    # two queries: bf16 products only
+    model.think(QUERIES[:1], n_thoughts=5, temperature=0.7, max_new_tokens=4)    # more than MAX_ROWS samples
     model.decode = "auto"
     model.think(QUERIES[:1], n_thoughts=1, temperature=0.0, max_new_tokens=4)    # exact: bf16 products only
     assert torch.float16 not in calls
@@ -66,14 +70,14 @@ def test_fast_one_row_steps_run_fused_float16_products(tiny_llama_path, monkeypa
 def test_copies_are_kept_and_made_again_when_a_weight_changes(tiny_llama_path) -> None:
     model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
     decoder, head = model._decoder(), model.model.get_output_embeddings()
-    step = OneRowStep.for_decoder(decoder, head)
-    assert step is not None and OneRowStep.for_decoder(decoder, head) is step
+    step = OneQueryStep.for_decoder(decoder, head)
+    assert step is not None and OneQueryStep.for_decoder(decoder, head) is step
     q = decoder.layers[0].self_attn.q_proj
     with torch.no_grad():
         q.weight.mul_(2)
-    again = OneRowStep.for_decoder(decoder, head)
+    again = OneQueryStep.for_decoder(decoder, head)
     assert again is not step and torch.equal(again.layers[0][0][:q.out_features], q.weight.half())
-    assert OneRowStep.for_decoder(decoder.float(), head) is None          # float32: no float16 copies
+    assert OneQueryStep.for_decoder(decoder.float(), head) is None          # float32: no float16 copies
 
 
 def test_layouts_with_biases_and_query_key_norms() -> None:
@@ -95,7 +99,7 @@ def test_layouts_with_biases_and_query_key_norms() -> None:
     cfg = ThinkConfig(n_thoughts=1, temperature=0.0, max_new_tokens=8)
     for lm in models:
         lm = lm.to(torch.bfloat16).eval()
-        assert OneRowStep.for_decoder(lm.model, lm.lm_head) is not None
+        assert OneQueryStep.for_decoder(lm.model, lm.lm_head) is not None
         runs = {mode: [Thinker(lm.model, lm.lm_head, eos_id=1, emb_id=2, pad_id=0, decode=mode).run(
                     [prompt], [8], cfg, torch.arange(1)) for prompt in ([5, 6, 7, 8, 9], [10, 11], [12, 13, 14])]
                 for mode in ("generic", "fast")}
@@ -116,10 +120,18 @@ def test_compiled_step_compiles_once_and_matches_the_eager_one(tiny_llama_path, 
     fast = _one_by_one(model, "fast")
     before = counters["stats"]["unique_graphs"]
     compiled = _one_by_one(model, "compiled")
-    step = OneRowStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
+    step = OneQueryStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
     assert step is not None and step.compile_failed is None and step._compiled is not None
     assert counters["stats"]["unique_graphs"] - before == 1
     _close(compiled, fast)
+    model.decode = "fast"       # k = 3 samples of one query: 3 rows through the same step (another graph)
+    sampled_fast = model.think(QUERIES[:3], n_thoughts=3, temperature=0.7, max_new_tokens=8, seed=2, batch_size=1)
+    model.decode = "compiled"
+    sampled = model.think(QUERIES[:3], n_thoughts=3, temperature=0.7, max_new_tokens=8, seed=2, batch_size=1)
+    model.decode = "auto"
+    assert counters["stats"]["unique_graphs"] - before == 2
+    pairs = [(a, b) for q, r in zip(sampled.ids, sampled_fast.ids, strict=True) for a, b in zip(q, r, strict=True)]
+    assert sum(a == b for a, b in pairs) >= len(pairs) - 1 and any(pairs)
     attach(model, "one-pass-compiled")
     assert model.engine is None and model.decode == "compiled"
     assert model_numerics(model)["decode"] == "compiled+f16-fused"
@@ -139,5 +151,5 @@ def test_the_server_compiles_the_step_before_serving(tiny_llama_path) -> None:
     components = load_components(str(tiny_llama_path), dtype="bfloat16", think_overrides={"engine": "one-pass-compiled"})
     model = components.model
     assert model.decode == "compiled"
-    step = OneRowStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
+    step = OneQueryStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
     assert step is not None and step._compiled is not None and step.compile_failed is None
