@@ -167,7 +167,7 @@ class OneQueryStep:
               sin_table: torch.Tensor) -> torch.Tensor:
         dec = self.decoder
         heads, kv, dim = self.heads, self.kv_heads, self.head_dim
-        x = dec.embed_tokens(ids)                                                   # [1, 1, H]
+        x = dec.embed_tokens(ids)                                                   # [B, 1, H]
         bf = x.dtype
         rows = ids.shape[0]
         cos, sin = cos_table[pos[:, 0]][:, None, None], sin_table[pos[:, 0]][:, None, None]   # [B, 1, 1, d]
@@ -187,7 +187,7 @@ class OneQueryStep:
             values[i].index_copy_(2, column, v)
             packed = q.reshape(rows, kv, heads // kv, dim)        # the query heads packed per key/value head
             out = functional.scaled_dot_product_attention(packed, keys[i], values[i], attn_mask=mask,
-                                                                   scale=self.scaling)
+                                                          scale=self.scaling)
             x = x + functional.linear(out.reshape(rows, 1, heads * dim).half(), o_w, o_b).to(bf)
             gate, up = functional.linear(layer.post_attention_layernorm(x).half(), gu_w, gu_b).to(bf).chunk(2, dim=-1)
             x = x + functional.linear((layer.mlp.act_fn(gate) * up).half(), down_w, down_b).to(bf)
