@@ -10,7 +10,7 @@ import torch
 
 from o1embedder.engines import attach
 from o1embedder.model import O1Embedder
-from o1embedder.model.onequery import MIN_CAPACITY, OneQueryStep, capacity_for
+from o1embedder.model.onequery import MIN_CAPACITY, RECOMPILE_LIMIT, OneQueryStep, capacity_for
 from o1embedder.model.settings import ThinkConfig
 from o1embedder.model.thinking import Thinker
 from o1embedder.retrieval.thought_cache import model_numerics
@@ -123,6 +123,9 @@ def test_compiled_step_compiles_once_and_matches_the_eager_one(tiny_llama_path, 
     step = OneQueryStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
     assert step is not None and step.compile_failed is None and step._compiled is not None
     assert counters["stats"]["unique_graphs"] - before == 1
+    import torch._dynamo.config as dynamo  # room for a graph per row count, capacity and remade step
+
+    assert dynamo.recompile_limit >= RECOMPILE_LIMIT
     _close(compiled, fast)
     model.decode = "fast"       # k = 3 samples of one query: 3 rows through the same step (another graph)
     sampled_fast = model.think(QUERIES[:3], n_thoughts=3, temperature=0.7, max_new_tokens=8, seed=2, batch_size=1)

@@ -46,6 +46,20 @@ of two): a query of up to about 190 tokens with a 64-token thought fits it, so o
 most workloads; the attention over the unused columns costs little beside the weights."""
 
 
+RECOMPILE_LIMIT = 64
+"""Graphs torch.compile may keep for the step's code: one per row count (1-4), capacity and model instance
+(a step is made again when weights change), so dynamo's default of 8 would soon send a long-lived process
+back to eager steps without a word."""
+
+
+def _allow_graphs(limit: int) -> None:
+    import torch._dynamo.config as dynamo
+
+    for name in ("recompile_limit", "cache_size_limit"):   # the second is the older name
+        if getattr(dynamo, name, limit) < limit:
+            setattr(dynamo, name, limit)
+
+
 def capacity_for(columns: int) -> int:
     """The static capacity for ``columns`` cache columns (a power of two, at least :data:`MIN_CAPACITY`)."""
     return max(MIN_CAPACITY, 1 << max(columns - 1, 0).bit_length())
@@ -153,6 +167,7 @@ class OneQueryStep:
             if self._compiled is None:
                 log.info("compiling the one-query decode step (once per process, model and cache size)")
                 warnings.filterwarnings("ignore", message="bf16 and fp16 are mixed")   # inductor's, by design here
+                _allow_graphs(RECOMPILE_LIMIT)
                 self._compiled = torch.compile(self._step, dynamic=False, fullgraph=True)
             try:
                 return self._compiled(ids, pos, column, keys, values, valid, cos, sin)
