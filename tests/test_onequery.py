@@ -147,12 +147,38 @@ def test_compiled_step_compiles_once_and_matches_the_eager_one(tiny_llama_path, 
 
 
 def test_the_server_compiles_the_step_before_serving(tiny_llama_path) -> None:
-    """``o1emb serve --think-engine one-pass-compiled`` compiles the one-query step while loading, so the
-    first request does not wait for it."""
+    """``o1emb serve --think-engine one-pass-compiled`` compiles the one-query step for the served k while
+    loading, so the first request does not wait for it."""
+    from torch._dynamo.utils import counters
+
     from o1embedder.serving.server import load_components
 
-    components = load_components(str(tiny_llama_path), dtype="bfloat16", think_overrides={"engine": "one-pass-compiled"})
+    components = load_components(str(tiny_llama_path), dtype="bfloat16",
+                                 think_overrides={"engine": "one-pass-compiled", "n_thoughts": 2})
     model = components.model
-    assert model.decode == "compiled"
+    assert model.decode == "compiled" and model.settings.think.n_thoughts == 2
     step = OneQueryStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
     assert step is not None and step._compiled is not None and step.compile_failed is None
+    graphs = counters["stats"]["unique_graphs"]
+    model.think([QUERIES[0]], max_new_tokens=4)                 # a request at the served k: nothing to compile
+    assert counters["stats"]["unique_graphs"] == graphs
+
+
+def test_a_compiler_failure_falls_back_to_the_eager_step(tiny_llama_path, monkeypatch, caplog) -> None:
+    """Without a working torch.compile (no C++ compiler, say) decode="compiled" logs why once and thinks as
+    decode="fast" does."""
+    model = O1Embedder.from_pretrained(tiny_llama_path, device="cpu", dtype="bfloat16")
+    fast = _one_by_one(model, "fast")
+
+    def broken(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken)
+    with caplog.at_level("WARNING", logger="o1embedder.model.onequery"):
+        compiled = _one_by_one(model, "compiled")
+    step = OneQueryStep.for_decoder(model._decoder(), model.model.get_output_embeddings())
+    assert step.compile_failed == "RuntimeError: no C++ compiler found"
+    assert sum("could not build" in r.getMessage() for r in caplog.records) == 1
+    assert [c.ids for c in compiled] == [f.ids for f in fast]

@@ -31,11 +31,11 @@ ONE_PASS_FAST = "one-pass-fast"
 kernel and, for one query thinking (k <= 4) in bf16 on a CPU, fused float16 weight copies; other rounding."""
 ONE_PASS_COMPILED = "one-pass-compiled"
 """``one-pass-fast`` with its one-query step under ``torch.compile`` (``decode = "compiled"``,
-:mod:`o1embedder.model.onequery`): the fastest one-query path; compiles once per process (about 40 s at the
+:mod:`o1embedder.model.onequery`): the fastest one-query path; compiles once per process (20-40 s at the
 SmolLM2 shape on 2 cores)."""
 ENGINE_HELP = ("who writes the thoughts: one-pass (the model's own loop, default), one-pass-fast (that loop with "
                "faster kernels and other rounding), one-pass-compiled (one-pass-fast under torch.compile: fastest "
-               "for one query, about 40 s to compile per process), llama.cpp:FILE.gguf or openai:URL[#MODEL] "
+               "for one query, 20-40 s to compile per process), llama.cpp:FILE.gguf or openai:URL[#MODEL] "
                "(o1emb export; the vector still comes from the model)")
 """The help text of every ``--think-engine`` / ``engine`` setting."""
 MODEL_LOOPS = {ONE_PASS: None, ONE_PASS_FAST: "fast", ONE_PASS_COMPILED: "compiled"}
@@ -84,8 +84,9 @@ def attach(model: Any, spec: str | None, **options: Any) -> Any:
     ``one-pass-fast`` / ``one-pass-compiled``: that loop with ``model.decode = "fast"`` / ``"compiled"``);
     returns the model."""
     model.engine = make_engine(spec, model, **options)
-    if MODEL_LOOPS.get(spec or ""):
-        model.decode = MODEL_LOOPS[spec or ""]
+    decode = MODEL_LOOPS.get(spec or "")
+    if decode:
+        model.decode = decode
     return model
 
 

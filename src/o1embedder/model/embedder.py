@@ -55,7 +55,8 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
         query thinking (k <= 4 samples) in bf16 on a CPU, the steps' products on fused float16 copies of the weights
         (about 2x faster there; they cost as much memory as those weights; :mod:`~o1embedder.model.onequery`).
         ``"compiled"``: ``"fast"`` with that one-query step under ``torch.compile`` (the fastest one-query
-        path once compiled: about 40 s per process at the SmolLM2 shape on 2 cores)."""
+        path once compiled: 20-40 s per process at the SmolLM2 shape on 2 cores, a few seconds when inductor's
+        on-disk cache holds it)."""
         self.engine: Any = None
         """Who writes the thoughts (:mod:`o1embedder.engines`): ``None``, the model's own one-pass loop; or
         an engine (llama.cpp, an OpenAI-compatible server) whose thoughts the model then embeds."""

@@ -16,7 +16,7 @@ things stood between :class:`~.fastdecode.StaticDecoder` and that floor:
 The cache is static with a fixed capacity (a power of two, at least :data:`MIN_CAPACITY` columns), zeroed,
 and the attention reads all of it through a mask of the valid columns (the prompt's padding and the
 unwritten columns masked), so a step's shapes never change:
-under ``torch.compile`` it compiles once per process, model and capacity (about 40 s at the SmolLM2
+under ``torch.compile`` it compiles once per process, model, row count and capacity (20-40 s at the SmolLM2
 shape on 2 cores; inductor's on-disk cache shortens it in later processes), then never again.
 
 Copies and compiled step are kept on the decoder and rebuilt when a weight changes. They cost as much

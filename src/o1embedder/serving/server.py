@@ -73,9 +73,9 @@ def load_components(model: str | None = None, index_dir: str | Path | None = Non
         torch.set_num_threads(threads)
     loaded = O1Embedder.from_pretrained(path, device=device, dtype=dtype)
     loaded.settings.think = apply_think_options(loaded, think_overrides)   # and who writes the thoughts
-    if loaded.decode == "compiled":   # compile the one-query step now, not in the first request
+    if loaded.decode == "compiled":   # compile the step for the served k now, not in the first request
         logger.info("compiling the one-query decode step (--think-engine one-pass-compiled) before serving")
-        loaded.think(["warm-up"], n_thoughts=1, temperature=0.0, max_new_tokens=2, show_progress=False)
+        loaded.think(["warm-up"], max_new_tokens=2, show_progress=False)
     index = texts = None
     if manifest is not None and index_dir is not None:
         check_encoder(manifest, O1Encoder(loaded, path=path, cache_dir=False))
