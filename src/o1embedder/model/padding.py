@@ -10,7 +10,8 @@ import torch
 ONE_ROW_MULTIPLE = 8
 """The padding multiple of a batch of one (see :func:`pad_multiple_for`): padding buys nothing there but
 fewer shapes, and it costs compute. One query at the SmolLM2-135M shape in bf16 on 2 cores (22 tokens):
-no thinking in 76 ms padded to 32, 57 ms padded to 8, 53 ms unpadded (docs/benchmarks.md); the
+no thinking in 77 ms padded to 32, 59-62 ms padded to 8, 55 ms unpadded (benchmarks/bench_padding.py,
+docs/benchmarks.md); the
 multiple 8 still bounds the shapes a batch of one brings to 64 up to 512 tokens."""
 
 
