@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from conftest import run_small_demo
@@ -21,6 +22,11 @@ def test_report_structure(small_demo):
     systems = [r["system"] for r in report["results"]]
     assert systems in (["bm25", "o1-no-think", "o1-think", "o1-auto"], ["bm25", "o1-no-think", "o1-think"])
     assert (report["think_policy"] is None) == ("o1-auto" not in systems)       # None: nothing to learn
+    if report["think_policy"] is not None:       # shares calibrated on the evaluated queries: exact there
+        on, auto = report["think_policy"]["calibrated_on"], report["results"][-1]
+        assert on["kind"] == "given queries"
+        assert auto["think_share"] == round(math.floor(report["config"]["think_share"] * on["queries"] + 0.5)
+                                            / on["queries"], 4)
     for row in report["results"]:
         assert 0.0 <= row["ndcg@10"] <= 1.0 and 0.0 <= row["recall@100"] <= 1.0
     assert 0.0 <= report["committee_accuracy"] <= 1.0

@@ -205,6 +205,8 @@ def test_a_changed_setting_recomputes_what_depends_on_it_and_nothing_else(
                     assert scored and not set(scored) & trained, m
                     lm = report["heldout_thought_lm"][m]
                     assert lm["before"] is not None and lm["after"] is not None, m
+                    before, after = lm["before"]["thought_lm"], lm["after"]["thought_lm"]
+                    assert f"| {m} | {before:.4f} | {after:.4f} |" in (out / "report.md").read_text(), m
         if name == "thinking.exit_eps":    # stopped at the second check (the first only records): 4 of 6 tokens
             tokens = {k: v["mean_thought_tokens"] for k, v in report["thought_tokens"].items()
                       if k.startswith(("o1-paper-", "o1-informed-"))}      # (not the RL test's models, if run)

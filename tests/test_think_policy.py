@@ -342,3 +342,43 @@ def test_cli_fit_policy_then_search_and_eval_with_it(world: dict[str, Any], tmp_
     assert rc == 0, err
     stats = json.loads(report.read_text())["stats"]
     assert stats["auto_rule"]["rule"] == "policy" and stats["auto_rule"]["think_threshold"] == 0.5
+
+
+def test_shares_calibrated_on_given_queries_are_their_shares(world: dict[str, Any], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture) -> None:
+    """``fit-policy --calibrate-on``: the same fit, its shares calibrated on the given queries' own
+    no-thinking pass, so exactly round(share x n) of those queries think at every share."""
+    from o1embedder.cli.fit_policy import read_queries
+    from o1embedder.formats import read_beir_queries
+    from o1embedder.retrieval import open_retriever
+
+    root = world["root"]
+    queries = list(read_beir_queries(root / "beir" / "queries.jsonl").values())
+    rc, out, err = cli(capsys, "fit-policy", "--model", root / "bare", "--data", root / "rows.jsonl",
+                       "--out", tmp_path / "fitted", "--calibration", "0.25", "--sample", "4", "--features",
+                       "scores,eos,vector", "--index", world["index"], "--cache", world["cache"], "--batch-size", 8,
+                       "--calibrate-on", root / "beir", *FLAGS)
+    assert rc == 0, err
+    assert f"calibrated on {len(queries)} given queries" in out
+    saved = ThinkPolicy.load(tmp_path / "fitted")
+    assert saved is not None and np.allclose(saved.weights, world["fit"].policy.weights, atol=1e-8)
+    assert saved.info["calibrated_on"] == {"kind": "given queries", "queries": len(queries)}
+    retriever = open_retriever(world["index"], model=str(tmp_path / "fitted"), cache_dir=world["cache"],
+                               device="cpu", dtype="float32")
+    scores = retriever.think_scores(queries, batch_size=8)
+    assert np.sort(scores)[::-1] == pytest.approx(saved.calibration, abs=1e-6)
+    for share in (0.0, 0.25, 0.5, 0.75, 1.0):
+        results = retriever.search(queries, K, think="auto", think_share=share, batch_size=8)
+        assert sum(r.thought for r in results) == math.floor(share * len(queries) + 0.5), share
+    text = tmp_path / "queries.txt"
+    text.write_text("\n".join(queries) + "\n\n", encoding="utf-8")
+    assert read_queries(str(text)) == queries
+    capsys.readouterr()
+    for argv in (["--calibrate-on", root / "beir"], ["--index", world["index"], "--calibrate-on", tmp_path / "none"]):
+        rc, _, err = cli(capsys, "fit-policy", "--model", root / "bare", "--data", root / "rows.jsonl", "--out",
+                         tmp_path / "x", "--no-cache", *argv, *FLAGS)
+        assert rc == 2 and len(err.strip().splitlines()) == 1 and "--calibrate-on" in err, err
+    from o1embedder.retrieval.policy import calibrate_policy
+
+    with pytest.raises(InputError, match="at least 2 queries"):
+        calibrate_policy(world["model"], queries[:1], None)

@@ -44,6 +44,20 @@ def _print(figures: dict[str, Any]) -> None:
               f"{p['oracle_gain']:+.4f}  {p['chance_gain']:+.4f}")
 
 
+def read_queries(path: str) -> list[str]:
+    """Query texts from a BEIR ``queries.jsonl`` (or a folder holding one) or a text file, one a line."""
+    from ..formats.beir import read_beir_queries
+
+    source = Path(path).expanduser()
+    if source.is_dir():
+        source = source / "queries.jsonl"
+    if not source.is_file():
+        raise InputError(f"--calibrate-on {path}: no such file")
+    if source.suffix == ".jsonl":
+        return list(read_beir_queries(source).values())
+    return [line.strip() for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def run(args: argparse.Namespace) -> int:
     opts = options.resolve(FitPolicySettings, args)
     if options.print_and_exit(opts, args):
@@ -53,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
     if not opts.out and not source.is_dir():
         raise InputError(f"--out is required: {opts.model} is not a model folder to write the policy into")
     out = Path(opts.out).expanduser() if opts.out else source
+    if opts.calibrate_on and not opts.index:
+        raise InputError("--calibrate-on needs --index: the queries' features are scored against the index they search")
+    calibrate_on = read_queries(opts.calibrate_on) if opts.calibrate_on else None
     from ..formats import read_training_rows
     from ..model import O1Embedder
     from ..retrieval.index import DenseIndex, load_index
@@ -68,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         index = load_index(opts.index, expect_fingerprint=model.fingerprint())
         if not isinstance(index, DenseIndex):
             raise InputError(f"--index {opts.index}: a bm25 index; fit-policy needs a dense index of this model")
-    fit = fit_policy(model, rows, calibration=opts.calibration, sample=opts.sample, features=opts.features,
+    fit = fit_policy(model, rows, calibration=opts.calibration, calibrate_on=calibrate_on, sample=opts.sample, features=opts.features,
                      l2=opts.l2, seed=opts.seed, temperature=opts.temperature, index=index,
                      batch_size=opts.batch_size, cache_dir=False if opts.no_cache else opts.cache,
                      show_progress=opts.progress())
@@ -78,5 +95,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         model.save_pretrained(out)                 # the model and its policy, in a new folder
     _print(fit.figures)
+    on = fit.figures["calibrated_on"]
+    print(f"think.share calibrated on {on['queries']} {on['kind']}")
     print(f"wrote the think policy to {out} (think_policy.json, think_policy.safetensors)")
     return 0

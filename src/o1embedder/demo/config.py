@@ -43,10 +43,10 @@ class DemoConfig:
     examples: int = 3
     think_share: float = 0.6
     """o1-auto's target share of thinking queries: the learned policy (fitted on the training rows after
-    training, saved with the model) thinks for the queries it ranks in that top share of its held-out
-    fitting rows (``think_share``, docs/retrieval.md). 0.6 was chosen on the validation split of seeds
-    0-2 (``scripts/demo_auto.py``: the smallest share keeping 95 % of the thinking gain); on new queries
-    it thinks for far more than 60 % of them (docs/demo.md, "When to think")."""
+    training, saved with the model) thinks for the queries it ranks in that top share of the evaluated
+    queries (its shares calibrated on their no-thinking pass, no labels: ``think_share``,
+    docs/retrieval.md). Chosen on the validation split of seeds 0-2 (``scripts/demo_auto.py``;
+    docs/demo.md, "When to think")."""
     rl: bool = False
     """Add an RL stage after training (GRPO on thoughts with a retrieval reward, docs/rl.md) and
     evaluate the RL model beside the trained one."""

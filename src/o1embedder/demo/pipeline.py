@@ -57,7 +57,7 @@ def run_demo(config: DemoConfig | None = None) -> dict[str, Any]:
     with stage("index", config):
         index(model, out, config)
     with stage("policy", config):
-        policy = fit_think_policy(model, train_rows, out, config)
+        policy = fit_think_policy(model, train_rows, out, config, [q.text for q in world.split("test")])
     with stage("evaluate", config):
         results, evaluated = evaluate(model, out, config)
     extra: dict[str, Any] = {"adaptive": evaluated["adaptive"], "think_policy": policy}

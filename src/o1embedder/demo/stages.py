@@ -167,9 +167,12 @@ def index(model: Path, out: Path, config: DemoConfig, name: str = "index") -> Pa
     return out / name
 
 
-def fit_think_policy(model: Path, rows: Path, out: Path, config: DemoConfig) -> dict[str, Any] | None:
+def fit_think_policy(model: Path, rows: Path, out: Path, config: DemoConfig,
+                     queries: list[str]) -> dict[str, Any] | None:
     """The model's when-to-think policy, fitted on its training rows against its index and saved with it
-    (``o1emb fit-policy``); ``None`` when thinking helps all or none of the rows (nothing to learn)."""
+    (``o1emb fit-policy``), its shares calibrated on ``queries`` - the queries the demo evaluates, by their
+    no-thinking pass alone (``--calibrate-on``: no labels), so ``think_share`` is their share that thinks;
+    ``None`` when thinking helps all or none of the rows (nothing to learn)."""
     from ..model import O1Embedder
     from ..retrieval import load_index
     from ..retrieval.policy import fit_policy
@@ -177,14 +180,14 @@ def fit_think_policy(model: Path, rows: Path, out: Path, config: DemoConfig) -> 
     o1 = O1Embedder.from_pretrained(model, device=config.device, dtype=config.dtype)
     try:
         fit = fit_policy(o1, read_training_rows(rows), index=load_index(out / "index"), seed=config.seed,
-                         cache_dir=False, show_progress=False)
+                         cache_dir=False, show_progress=False, calibrate_on=queries)
     except InputError as exc:
         logger.warning("   no think policy: %s", exc)
         return None
     fit.policy.save(model)
     logger.info("   think policy: thinking helps %d of %d training rows; held-out AUC %.3f",
                 fit.figures["labels"]["thinking_helps"], fit.figures["rows"], fit.figures["auc"]["calibration"])
-    return {k: fit.figures[k] for k in ("rows", "labels", "gain", "auc", "curve")}
+    return {k: fit.figures[k] for k in ("rows", "labels", "gain", "auc", "curve", "calibrated_on")}
 
 
 def evaluate(model: Path, out: Path, config: DemoConfig, *, index_name: str = "index", prefix: str = "o1",

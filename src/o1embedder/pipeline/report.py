@@ -277,6 +277,7 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _loss(value: Any) -> str:
-    """A held-out loss as written in thought_lm.json (a number, or a record with ``loss``)."""
-    value = value.get("loss") if isinstance(value, dict) else value
+    """A held-out loss as written in thought_lm.json: a number, or a record ``{"step", "thought_lm"}``
+    (training/heldout.py)."""
+    value = value.get("thought_lm", value.get("loss")) if isinstance(value, dict) else value
     return "-" if value is None else f"{value:.4f}"

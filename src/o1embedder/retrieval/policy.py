@@ -9,7 +9,8 @@ vector; the label is gain > 0. Features are those of the no-thinking pass (:mod:
 scored against ``index`` when given (the corpus the policy will search) or else against the pool of
 every document the rows name. A seeded share of the rows (``calibration``) is held out: the logistic
 regression is fitted on the rest, and the held-out rows' predicted probabilities turn a target share
-of thinking queries into a threshold.
+of thinking queries into a threshold - or, with ``calibrate_on``, the predicted probabilities of the
+given queries (no labels: only their no-thinking pass), so that a share is a share of queries like them.
 """
 
 from __future__ import annotations
@@ -131,17 +132,21 @@ def _split(n: int, calibration: float, seed: int) -> tuple[np.ndarray, np.ndarra
 def fit_policy(model: Any, rows: Sequence[TrainingRow | dict[str, Any]], *, calibration: float = 0.2,
                sample: int = 32, features: Sequence[str] | str | None = None, l2: float = 1.0, seed: int = 0,
                temperature: float = DEFAULT_TEMPERATURE, index: Any = None, batch_size: int = 16,
-               cache_dir: Any = None, show_progress: bool | None = None) -> PolicyFit:
+               cache_dir: Any = None, show_progress: bool | None = None,
+               calibrate_on: Sequence[str] | None = None) -> PolicyFit:
     """Fit ``model``'s when-to-think policy on training ``rows`` (:class:`~o1embedder.formats.TrainingRow`
     or their dicts). ``features``: groups of :mod:`o1embedder.model.policy` (default ``scores,vector``);
     ``index``: a :class:`~.index.DenseIndex` of this model to score the features against (default: the
-    rows' documents); ``cache_dir``: the thought cache (``None`` the default folder, ``False`` none).
-    Set ``model.think_policy = fit.policy`` and save it (``fit.policy.save(folder)``) to use it."""
+    rows' documents); ``cache_dir``: the thought cache (``None`` the default folder, ``False`` none);
+    ``calibrate_on``: queries (no labels) whose predicted probabilities turn a share into a threshold
+    instead of the held-out rows' (needs ``index``: :func:`calibrate_policy`). Set ``model.think_policy = fit.policy`` and save it (``fit.policy.save(folder)``) to use it."""
     from ..model.logistic import fit_logistic, rank_auc
     from ..model.policy import DEFAULT_GROUPS, TOP_N, ThinkPolicy, check_groups, feature_names, make_features
 
     groups = check_groups(DEFAULT_GROUPS if features is None else features)
     rows = _rows(rows)
+    if calibrate_on is not None and index is None:
+        raise InputError("calibrating on queries needs the index they will search (index=...)")
     if not isinstance(sample, int) or sample < 0 or not l2 > 0 or not temperature > 0:
         raise InputError(f"sample must be >= 0, l2 and temperature > 0 (got {sample!r}, {l2!r}, {temperature!r})")
     fit, held = _split(len(rows), calibration, seed)
@@ -186,9 +191,37 @@ def fit_policy(model: Any, rows: Sequence[TrainingRow | dict[str, Any]], *, cali
     policy.info = {"labels": {"definition": LABEL, "temperature": temperature, "sample": sample, "seed": seed,
                               "calibration": calibration, "think": asdict(model.settings.think)},
                    "fit": figures}
+    if calibrate_on is not None:
+        previous, model.think_policy = getattr(model, "think_policy", None), policy
+        try:
+            figures["calibrated_on"] = calibrate_policy(model, calibrate_on, index, batch_size=batch_size,
+                                                        show_progress=show_progress)
+        finally:
+            model.think_policy = previous
+    else:
+        figures["calibrated_on"] = {"kind": "held-out rows", "queries": len(held)}
+    policy.info["calibrated_on"] = figures["calibrated_on"]
     logger.info("think policy: thinking helps %d of %d rows; calibration AUC %s", labels.sum(), len(rows),
                 figures["auc"]["calibration"])
     return PolicyFit(policy, figures, gains, [int(i) for i in held])
+
+
+def calibrate_policy(model: Any, queries: Sequence[str], index: Any, *, batch_size: int = 32,
+                     show_progress: bool | None = None) -> dict[str, Any]:
+    """Calibrate ``model.think_policy``'s shares on ``queries``: their predicted probabilities (from the
+    no-thinking pass against ``index``, as ``think="auto"`` computes them; no labels, no thinking)
+    replace the held-out rows', so ``think_share=s`` makes exactly ``round(s x n)`` of these ``n``
+    queries think, and about that share of queries like them. Returns the record kept in the policy's
+    ``info["calibrated_on"]``. Why: the held-out rows are training queries the model has learned, and
+    its no-thinking answers to them look surer than to new queries (docs/demo.md, "When to think")."""
+    queries = list(queries)
+    if len(queries) < 2:
+        raise InputError(f"calibrating a think policy needs at least 2 queries, got {len(queries)}")
+    scores = policy_scores(model, queries, index, batch_size=batch_size, show_progress=show_progress)
+    model.think_policy.calibration = np.sort(scores)[::-1]
+    record = {"kind": "given queries", "queries": len(queries)}
+    model.think_policy.info["calibrated_on"] = record
+    return record
 
 
 def policy_scores(model: Any, queries: Sequence[str], index: Any, *, batch_size: int = 32,

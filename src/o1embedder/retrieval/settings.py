@@ -171,6 +171,10 @@ class FitPolicySettings(Encoding):
     index: str | None = setting("an index folder of this model (o1emb index) to score the features against, "
                                 "e.g. the corpus the policy will search (unset: the rows' documents)", None)
     max_rows: int | None = setting("only the first N rows (a quick fit)", None)
+    calibrate_on: str | None = setting(
+        "queries to calibrate think.share on instead of the held-out rows (no labels, only their no-thinking "
+        "pass; needs --index): a BEIR queries.jsonl, a BEIR folder (its queries.jsonl) or a text file, one "
+        "query a line", None)
     engine: str = setting(ENGINE_HELP, "one-pass", flag="think-engine")
     cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
                                 None)
