@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rl", action="store_true",
                    help="add an RL stage after training (GRPO on thoughts, docs/rl.md) and report its model too")
     p.add_argument("--think-share", type=float, default=None,
-                   help="o1-auto's target share of thinking queries (the learned policy's knob; default 0.6, chosen on validation)")
+                   help="o1-auto's target share of thinking queries (the learned policy's knob; default 0.9, chosen on validation: docs/demo.md)")
     p.add_argument("--rl-resample", type=int, default=None,
                    help="with --rl: rounds of redrawing a rollout row whose thoughts are all alike (default 0)")
     p.add_argument("--device", default="cpu", help="cpu (default; the documented figures) or cuda")
