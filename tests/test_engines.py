@@ -83,9 +83,11 @@ class Stub(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def _send(self, code: int, data: dict) -> None:
+    def _send(self, code: int, data: dict, **headers: str) -> None:
         body = json.dumps(data).encode()
         self.send_response(code)
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
         self.end_headers()
@@ -101,6 +103,8 @@ class Stub(BaseHTTPRequestHandler):
         if s.get("fail_first", 0) > 0:
             s["fail_first"] -= 1
             return self._send(503, {"error": "busy"})
+        if s.get("retry_after"):                                          # 429s that say how long to wait
+            return self._send(429, {"error": "slow down"}, Retry_After=s["retry_after"].pop(0))
         if s.get("reject"):
             return self._send(400, {"error": "bad prompt"})
         choices = []
@@ -139,6 +143,20 @@ def test_an_openai_server_writes_k_thoughts_per_query_with_retries(model, stub) 
             expect = _thought(prompt, seed + s, model.template.eos_id)
             assert thought == expect[: min(4, expect.index(model.template.eos_id))]
     assert model_numerics(model)["engine"] == model.engine.identity
+
+
+def test_an_openai_server_is_waited_for_as_long_as_its_retry_after_says(model, stub, monkeypatch) -> None:
+    import o1embedder.engines.openai as engine_module
+
+    slept: list[float] = []
+    monkeypatch.setattr(engine_module.time, "sleep", slept.append)
+    Stub.state["retry_after"] = ["0.25", "120", "Wed, 21 Oct 2015 07:28:00 GMT"]
+    model.engine = make_engine(f"openai:{stub}#o1-stub", model, backoff=0.5)
+    n = model.settings.think.n_thoughts
+    found = model.engine.write([model.template.query_prompt_ids(QUERIES[0])], [4], model.settings.think,
+                               list(range(7, 7 + n)))
+    assert len(found) == n and len(Stub.state["bodies"]) == 4
+    assert slept == [0.25, engine_module.MAX_WAIT, 0.5 * 2 ** 2]     # its seconds, capped; a date: the backoff
 
 
 def test_an_openai_server_without_ids_and_its_errors(model, stub) -> None:

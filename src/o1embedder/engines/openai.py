@@ -8,7 +8,9 @@ first sample key, so a query's thoughts do not depend on its batch), ``stop_toke
 ``text`` tokenized by our tokenizer, which may split a word differently at a boundary: prefer servers
 that return ids). ``repetition_penalty`` is sent as vLLM's parameter of that name. Requests run
 ``concurrency`` at a time. Retried: HTTP 408, 409, 429 and 5xx, timeouts and refused or dropped
-connections, with exponential backoff (``backoff x 2**attempt`` seconds, capped at 8); other 4xx and
+connections, with exponential backoff (``backoff x 2**attempt`` seconds, capped at 8) or, when the
+server names one, its ``Retry-After`` in seconds (capped at 30: a loaded vLLM or a rate-limited
+provider says how long to wait); other 4xx and
 an exhausted retry budget are one :class:`ModelError` naming the server's answer. The API key, if
 any, comes from the environment variable ``api_key_env`` (a Bearer token).
 """
@@ -28,6 +30,18 @@ from ..errors import InputError, ModelError
 from . import check_settings
 
 RETRY_STATUS = {408, 409, 429}
+MAX_WAIT = 30.0
+"""The longest ``Retry-After`` honoured, in seconds."""
+
+
+def retry_after(headers: Any) -> float | None:
+    """A ``Retry-After`` header's delay in seconds (``None`` when absent, or an HTTP date: then the
+    exponential backoff applies)."""
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return min(MAX_WAIT, max(0.0, float(value))) if value is not None else None
+    except ValueError:
+        return None
 
 
 class OpenAIEngine:
@@ -49,17 +63,18 @@ class OpenAIEngine:
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         headers = {"content-type": "application/json", **({"authorization": f"Bearer {self.key}"} if self.key else {})}
         data = None if body is None else json.dumps(body).encode()
-        last = ""
+        last, wait = "", None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(min(8.0, self.backoff * 2 ** (attempt - 1)))
+                time.sleep(wait if wait is not None else min(8.0, self.backoff * 2 ** (attempt - 1)))
+            wait = None
             request = urllib.request.Request(self.url + path, data=data, headers=headers, method=method)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     return json.loads(response.read().decode("utf-8"))
             except urllib.error.HTTPError as exc:
                 text = exc.read().decode("utf-8", "replace")[:300]
-                last = f"HTTP {exc.code}: {text}"
+                last, wait = f"HTTP {exc.code}: {text}", retry_after(exc.headers)
                 if exc.code not in RETRY_STATUS and exc.code < 500:
                     raise ModelError(f"{self.url}{path} refused the request ({last})") from None
             except (urllib.error.URLError, TimeoutError, ConnectionError, ValueError) as exc:
