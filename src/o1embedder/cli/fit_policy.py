@@ -85,8 +85,8 @@ def run(args: argparse.Namespace) -> int:
         index = load_index(opts.index, expect_fingerprint=model.fingerprint())
         if not isinstance(index, DenseIndex):
             raise InputError(f"--index {opts.index}: a bm25 index; fit-policy needs a dense index of this model")
-    fit = fit_policy(model, rows, calibration=opts.calibration, calibrate_on=calibrate_on, sample=opts.sample, features=opts.features,
-                     l2=opts.l2, seed=opts.seed, temperature=opts.temperature, index=index,
+    fit = fit_policy(model, rows, calibration=opts.calibration, calibrate_on=calibrate_on, sample=opts.sample,
+                     features=opts.features, l2=opts.l2, seed=opts.seed, temperature=opts.temperature, index=index,
                      batch_size=opts.batch_size, cache_dir=False if opts.no_cache else opts.cache,
                      show_progress=opts.progress())
     model.think_policy = fit.policy

@@ -139,7 +139,8 @@ def fit_policy(model: Any, rows: Sequence[TrainingRow | dict[str, Any]], *, cali
     ``index``: a :class:`~.index.DenseIndex` of this model to score the features against (default: the
     rows' documents); ``cache_dir``: the thought cache (``None`` the default folder, ``False`` none);
     ``calibrate_on``: queries (no labels) whose predicted probabilities turn a share into a threshold
-    instead of the held-out rows' (needs ``index``: :func:`calibrate_policy`). Set ``model.think_policy = fit.policy`` and save it (``fit.policy.save(folder)``) to use it."""
+    instead of the held-out rows' (needs ``index``: :func:`calibrate_policy`). Set ``model.think_policy =
+    fit.policy`` and save it (``fit.policy.save(folder)``) to use it."""
     from ..model.logistic import fit_logistic, rank_auc
     from ..model.policy import DEFAULT_GROUPS, TOP_N, ThinkPolicy, check_groups, feature_names, make_features
 
