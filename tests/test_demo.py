@@ -27,6 +27,7 @@ def test_report_structure(small_demo):
         assert on["kind"] == "given queries"
         assert auto["think_share"] == round(math.floor(report["config"]["think_share"] * on["queries"] + 0.5)
                                             / on["queries"], 4)
+        assert f"top share of the {on['queries']} evaluated queries" in (out / "report.md").read_text()
     for row in report["results"]:
         assert 0.0 <= row["ndcg@10"] <= 1.0 and 0.0 <= row["recall@100"] <= 1.0
     assert 0.0 <= report["committee_accuracy"] <= 1.0

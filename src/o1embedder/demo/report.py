@@ -56,8 +56,11 @@ def markdown(report: dict[str, Any]) -> str:
                   f"nDCG@10 {cheap['ndcg@10']:.4f}, within 0.005 of always thinking."]
     calibrated = ((report.get("adaptive") or {}).get("policy") or {}).get("calibrated") or []
     if calibrated:
+        on = (report.get("think_policy") or {}).get("calibrated_on") or {}
+        among = (f"of the {on['queries']} evaluated queries, by their no-thinking pass" if on.get("kind") == "given queries"
+                 else "of its held-out training rows")
         lines += ["", "The learned policy at each target share (`think_share`; thinking for the queries it "
-                      "ranks in that top share of its held-out training rows):", "",
+                      f"ranks in that top share {among}):", "",
                   "| target share | thought | nDCG@10 |", "|---|---|---|"]
         lines += [f"| {p['think_share']:.1f} | {p['thought_fraction']:.2f} | {p['ndcg@10']:.4f} |" for p in calibrated]
     lines += ["", "| stage | seconds |", "|---|---|"]
