@@ -345,7 +345,8 @@ def test_cli_fit_policy_then_search_and_eval_with_it(world: dict[str, Any], tmp_
 
 
 def test_shares_calibrated_on_given_queries_are_their_shares(world: dict[str, Any], tmp_path: Path,
-                                                             capsys: pytest.CaptureFixture) -> None:
+                                                             capsys: pytest.CaptureFixture,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """``fit-policy --calibrate-on``: the same fit, its shares calibrated on the given queries' own
     no-thinking pass, so exactly round(share x n) of those queries think at every share."""
     from o1embedder.cli.fit_policy import read_queries
@@ -382,3 +383,13 @@ def test_shares_calibrated_on_given_queries_are_their_shares(world: dict[str, An
 
     with pytest.raises(InputError, match="at least 2 queries"):
         calibrate_policy(world["model"], queries[:1], None)
+    from o1embedder.retrieval import load_index
+    from o1embedder.retrieval.policy import fit_policy
+
+    def no_work(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the calibration queries were checked after the work began")
+
+    monkeypatch.setattr(world["model"], "encode_corpus", no_work)          # the fit's first step
+    with pytest.raises(InputError, match="at least 2 queries"):
+        fit_policy(world["model"], world["rows"], index=load_index(world["index"]), calibrate_on=queries[:1],
+                   cache_dir=False)

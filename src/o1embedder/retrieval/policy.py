@@ -146,8 +146,11 @@ def fit_policy(model: Any, rows: Sequence[TrainingRow | dict[str, Any]], *, cali
 
     groups = check_groups(DEFAULT_GROUPS if features is None else features)
     rows = _rows(rows)
-    if calibrate_on is not None and index is None:
-        raise InputError("calibrating on queries needs the index they will search (index=...)")
+    if calibrate_on is not None:            # checked before the labels' thinking, the fit's long part
+        calibrate_on = list(calibrate_on)
+        if index is None:
+            raise InputError("calibrating on queries needs the index they will search (index=...)")
+        _check_calibration_queries(calibrate_on)
     if not isinstance(sample, int) or sample < 0 or not l2 > 0 or not temperature > 0:
         raise InputError(f"sample must be >= 0, l2 and temperature > 0 (got {sample!r}, {l2!r}, {temperature!r})")
     fit, held = _split(len(rows), calibration, seed)
@@ -207,6 +210,11 @@ def fit_policy(model: Any, rows: Sequence[TrainingRow | dict[str, Any]], *, cali
     return PolicyFit(policy, figures, gains, [int(i) for i in held])
 
 
+def _check_calibration_queries(queries: list[str]) -> None:
+    if len(queries) < 2:
+        raise InputError(f"calibrating a think policy needs at least 2 queries, got {len(queries)}")
+
+
 def calibrate_policy(model: Any, queries: Sequence[str], index: Any, *, batch_size: int = 32,
                      show_progress: bool | None = None) -> dict[str, Any]:
     """Calibrate ``model.think_policy``'s shares on ``queries``: their predicted probabilities (from the
@@ -216,8 +224,7 @@ def calibrate_policy(model: Any, queries: Sequence[str], index: Any, *, batch_si
     ``info["calibrated_on"]``. Why: the held-out rows are training queries the model has learned, and
     its no-thinking answers to them look surer than to new queries (docs/demo.md, "When to think")."""
     queries = list(queries)
-    if len(queries) < 2:
-        raise InputError(f"calibrating a think policy needs at least 2 queries, got {len(queries)}")
+    _check_calibration_queries(queries)
     scores = policy_scores(model, queries, index, batch_size=batch_size, show_progress=show_progress)
     model.think_policy.calibration = np.sort(scores)[::-1]
     record = {"kind": "given queries", "queries": len(queries)}
