@@ -3,11 +3,13 @@ able to think; docs/real.md, "Choosing the training settings").
 
     python scripts/real_variants.py --base o1emb-real --work /tmp/variants \\
         --variant lam08 training.lam=0.8 --variant lam05 training.lam=0.5 \\
-        --variant warm10 training.lam=0.8 training.lm_warmup_steps=10 [--heldout 40]
+        --variant warm10 training.lam=0.8 training.lm_warmup_steps=10 [--heldout 40] [--heldout-from train]
 
 Each variant is the shipped recipe with its ``--set`` overrides, plus ``training.heldout_thoughts``
-(the same seeded rows held out of every model, whose expert thoughts' LM loss is scored before and
-after training), ``splits=[validation]`` and only the O1 systems. Its folder starts as a copy of the
+(the same seeded rows for every model, whose expert thoughts' LM loss is scored before and after
+training: validation queries the experts write thoughts for, or with ``--heldout-from train``, as in
+the runs of docs/real.md before it existed, training rows held out of every model),
+``splits=[validation]`` and only the O1 systems. Its folder starts as a copy of the
 base run's upstream stages (the converted model, mined rows, validation queries, both experts'
 synthesis and refinement, with their provenance records), so only training and what follows it run:
 the records decide, as in any rerun. Finished variants are reused. Prints, per variant and O1 model,
@@ -43,12 +45,14 @@ def seed_folder(base: Path, out: Path, experts: list[str]) -> None:
                 shutil.copy2(path, target)
 
 
-def run_variant(recipe: str, base: Path, out: Path, sets: list[str], heldout: int) -> dict[str, Any]:
+def run_variant(recipe: str, base: Path, out: Path, sets: list[str], heldout: int,
+                heldout_from: str = "validation") -> dict[str, Any]:
     report = out / "report.json"
     if not report.is_file():
         seed_folder(base, out, ["paper", "informed"])
         overrides = [f"out={out}", "splits=[validation]", "systems=[o1-no-think, o1-think-k3]",
-                     f"training.heldout_thoughts={heldout}", "latency.queries=0", *sets]
+                     f"training.heldout_thoughts={heldout}", f"training.heldout_from={heldout_from}",
+                     "latency.queries=0", *sets]
         cmd = [sys.executable, "-m", "o1embedder", "pipeline", recipe]
         for item in overrides:
             cmd += ["--set", item]
@@ -80,11 +84,13 @@ def main() -> None:
     parser.add_argument("--recipe", default="recipes/smollm2-beir.yaml")
     parser.add_argument("--variant", nargs="+", action="append", required=True, metavar=("NAME", "KEY=VALUE"),
                         help="a variant's name and its --set overrides")
-    parser.add_argument("--heldout", type=int, default=40, help="training rows held out for the thought LM loss")
+    parser.add_argument("--heldout", type=int, default=40, help="rows whose thoughts' LM loss is scored")
+    parser.add_argument("--heldout-from", choices=("validation", "train"), default="validation",
+                        help="validation queries (no training row removed) or training rows held out")
     args = parser.parse_args()
     work, rows = Path(args.work), []
     for name, *sets in args.variant:
-        report = run_variant(args.recipe, Path(args.base), work / name, sets, args.heldout)
+        report = run_variant(args.recipe, Path(args.base), work / name, sets, args.heldout, args.heldout_from)
         rows += summary(name, sets, report)
     (work / "variants.json").write_text(json.dumps(rows, indent=2))
     for r in rows:

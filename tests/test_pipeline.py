@@ -17,6 +17,7 @@ from conftest import TINY_RECIPE
 
 from o1embedder import provenance, resume
 from o1embedder.cli import main
+from o1embedder.training import thought_lm_loss
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,11 @@ EXPECTED = {   # the setting changed -> every output it must recompute (all othe
     | _results(*O1_ROWS, *PLAIN_ROWS, "base__-") | {"latency.json"},
     "training.steps=3": {f"models/{m}" for m in TRAINED} | _indexes(*TRAINED) | THOUGHTS
     | _results(*O1_ROWS, *PLAIN_ROWS) | {"latency.json"},
-    "training.heldout_thoughts=3": {f"models/{m}" for m in TRAINED} | _indexes(*TRAINED) | THOUGHTS
+    # held-out thoughts from validation queries (the default): their rows, each expert's thoughts for them
+    # and the scores; no model is retrained, since no training row is removed
+    "training.heldout_thoughts=6": {"data/heldout-rows.jsonl"} | {f"heldout/{m}.json" for m in O1}
+    | {f"{e}/heldout-{f}" for e in ("paper", "informed") for f in ("candidates.jsonl", "train-all.jsonl")},
+    "training.heldout_from=train": {f"models/{m}" for m in TRAINED} | _indexes(*TRAINED) | THOUGHTS
     | _results(*O1_ROWS, *PLAIN_ROWS) | {"latency.json"},
     "synthesis.k=3": {f"{e}/{f}" for e in ("paper", "informed") for f in ("candidates.jsonl", "train-all.jsonl")}
     | {f"models/{m}" for m in O1} | _indexes(*O1) | THOUGHTS | _results(*O1_ROWS) | {"latency.json"},
@@ -187,13 +192,18 @@ def test_a_changed_setting_recomputes_what_depends_on_it_and_nothing_else(
         now = {m: provenance.read(out / "models" / m)["outputs"]["fingerprint"] for m in TRAINED}
         retrained = {m for m in TRAINED if now[m] != fingerprints[m]}
         assert retrained == {"training.steps": set(TRAINED), "training.passage_tokens": set(TRAINED),
-                             "training.heldout_thoughts": set(TRAINED), "synthesis.k": set(O1)}.get(name, set())
+                             "training.heldout_from": set(TRAINED), "synthesis.k": set(O1)}.get(name, set())
+        # a model records the rows held out of its training: none when they come from validation
+        recorded = {"training.heldout_thoughts": ("training.heldout_thoughts", "0"),
+                    "training.heldout_from": ("training.heldout_thoughts", "6")}.get(name, (name, value))
         for row in report["results"]:
             if row["system"].startswith("o1-think"):
-                assert str(row["provenance"]["settings"][name]) == value, (change, row)
+                assert str(row["provenance"]["settings"][recorded[0]]) == recorded[1], (change, row)
         if journal is not None:                                  # resumed from the journal, not redone
             assert journal[0].stat().st_mtime_ns == journal[1]
-        if name == "training.heldout_thoughts":                  # scored before and after, held out of training
+        if name == "training.heldout_thoughts":                  # validation queries' thoughts, scored before and after
+            _check_validation_heldout(out, report)
+        if name == "training.heldout_from":                      # scored before and after, held out of training
             held = None
             for m in TRAINED:
                 trained = {json.loads(x)["id"] for x in (out / "models" / m / "train-rows.jsonl").read_text().splitlines()}
@@ -206,6 +216,12 @@ def test_a_changed_setting_recomputes_what_depends_on_it_and_nothing_else(
                     lm = report["heldout_thought_lm"][m]
                     assert lm["before"] is not None and lm["after"] is not None, m
                     before, after = lm["before"]["thought_lm"], lm["after"]["thought_lm"]
+                    # the heldout-lm stage's "before" (the base model, loaded alone) is the trainer's step 0
+                    base = json.loads((out / "base.json").read_text())["model"]
+                    t = report["recipe"]["training"]
+                    alone = thought_lm_loss(base, path, max_query_tokens=t["query_tokens"],
+                                            max_query_thought_tokens=t["query_thought_tokens"])
+                    assert alone.loss == pytest.approx(before, rel=1e-4), m
                     assert f"| {m} | {before:.4f} | {after:.4f} |" in (out / "report.md").read_text(), m
         if name == "thinking.exit_eps":    # stopped at the second check (the first only records): 4 of 6 tokens
             tokens = {k: v["mean_thought_tokens"] for k, v in report["thought_tokens"].items()
@@ -215,6 +231,29 @@ def test_a_changed_setting_recomputes_what_depends_on_it_and_nothing_else(
             manifest = json.loads((out / "indexes" / "alpha" / "base" / "manifest.json").read_text())
             assert manifest["encoder"]["max_length"] == 32
     assert np.load(out / "thoughts" / "o1-paper-alpha-test.npy").shape[1] == 3
+
+
+def _check_validation_heldout(out: Path, report: dict) -> None:
+    """The held-out rows are validation queries (none a training row), every expert wrote thoughts for
+    them, and each O1 model's thought LM loss on them before (the base model) and after training is
+    in heldout/, the report and its table."""
+    validation = json.loads((out / "data" / "validation.json").read_text())
+    rows = [json.loads(x) for x in (out / "data" / "heldout-rows.jsonl").read_text().splitlines()]
+    trained = {json.loads(x)["id"] for x in (out / "data" / "train.jsonl").read_text().splitlines()}
+    assert len(rows) == 6 and not {r["id"] for r in rows} & trained         # all 3 + 3 validation queries
+    assert all(r["id"].split(":", 1)[1] in validation[r["id"].split(":")[0]]["queries"] and r["neg"] for r in rows)
+    assert not (out / "models" / "o1-paper" / "train-rows.jsonl").exists()
+    for m in O1:
+        thoughts = [json.loads(x) for x in (out / m.removeprefix("o1-") / "heldout-train-all.jsonl").read_text().splitlines()]
+        assert sorted(t["id"] for t in thoughts) == sorted(r["id"] for r in rows)
+        scored = json.loads((out / "heldout" / f"{m}.json").read_text())
+        assert scored["rows"] == sum(1 for t in thoughts if (t.get("thought") or "").strip()), m
+        lm = report["heldout_thought_lm"][m]
+        assert scored["rows"] > 0 and lm["source"] == "validation" and lm["rows"] == scored["rows"]
+        before, after = scored["before"]["thought_lm"], scored["after"]["thought_lm"]
+        assert before > 0 and after > 0 and lm["before"]["thought_lm"] == before
+        assert f"| {m} | {before:.4f} | {after:.4f} | {scored['rows']} rows of validation queries |" \
+            in (out / "report.md").read_text(), m
 
 
 def _killed_in_synthesis(out: Path, command: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[Path, int]:

@@ -63,6 +63,19 @@ def test_a_plan_names_the_thought_controls_it_was_given(tmp_path: Path, capsys: 
     line = next(x for x in out.splitlines() if "evaluate-test" in x)
     assert line.endswith("no repeated 3-grams, early exit 0.05 (every 8 tokens, 2 in a row)"), line
 
+
+def test_a_plan_says_where_the_held_out_thoughts_come_from(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("pipeline", str(RECIPES / "paper.yaml"), "--plan", "--data", str(tmp_path), "--set", "training.heldout_thoughts=40")
+    code, out, err = _run(capsys, *args)                   # validation queries (the default): their own stages
+    assert code == 0, err
+    assert _stages(out)[:5] == ["convert", "mine", "heldout-rows", "synthesize-paper", "refine-paper"]
+    assert _stages(out)[5] == "heldout-paper" and "40 validation queries (seeded)" in out and "hold out" not in out
+    code, out, err = _run(capsys, *args, "--set", "training.heldout_from=train")
+    assert code == 0, err
+    assert "heldout-rows" not in _stages(out) and "40 training rows (seeded) out of every model" in out
+    code, _, err = _run(capsys, *args, "--set", "training.heldout_from=test")
+    assert code == 2 and "training.heldout_from" in err and "validation" in err, err
+
 @pytest.fixture(scope="module")
 def smollm2_data() -> Path:
     """The real data and the packages recipes/smollm2-beir.yaml names (skipped when absent, unless

@@ -81,13 +81,16 @@ def _train_queries(recipe: Recipe, entry: TrainSet, train: BeirDataset) -> list[
     return sorted(rng.sample(sorted(qids), min(entry.queries, len(qids))), key=qids.index)
 
 
-def _mine(recipe: Recipe, inputs: Inputs, index: int) -> list[TrainingRow]:
+def _mine(recipe: Recipe, inputs: Inputs, index: int, split: str | None = None,
+          queries: list[str] | None = None) -> list[TrainingRow]:
+    """Rows of training set ``index``: its training queries (or ``queries`` of ``split``) with mined
+    negatives, texts cut to ``mining.doc_words``."""
     from ..retrieval import MiningConfig, corpus_retriever, mine_negatives
 
     entry, folder = recipe.train_data[index], inputs.folder(f"train_data.{index}.path")
     name = folder.name
-    train = load_beir(folder.path, entry.split)
-    keep = _train_queries(recipe, entry, train)
+    train = load_beir(folder.path, split or entry.split)
+    keep = _train_queries(recipe, entry, train) if queries is None else queries
     subset = replace(train, queries={q: train.queries[q] for q in keep}, qrels={q: train.qrels[q] for q in keep})
     retriever = corpus_retriever(inputs.retrievers[recipe.mining.retriever].value, train.corpus)
     rows = mine_negatives(subset, retriever, MiningConfig(negatives=recipe.mining.negatives, seed=recipe.seed))
@@ -100,7 +103,7 @@ def _mine(recipe: Recipe, inputs: Inputs, index: int) -> list[TrainingRow]:
         row.neg = [_cut(t, words) for t in row.neg]
         row.id = f"{name}:{row.id}"
         row.extra["dataset"] = name
-    logger.info("%s: %d training rows (%d negatives each)", name, len(rows), recipe.mining.negatives)
+    logger.info("%s (%s): %d rows (%d negatives each)", name, split or entry.split, len(rows), recipe.mining.negatives)
     return rows
 
 
@@ -136,6 +139,28 @@ def validation_sets(recipe: Recipe, inputs: Inputs) -> Path:
         out[folder.name] = {"source": f"{entry.validation.split} (subset)", "queries": {q: dev.queries[q] for q in chosen},
                             "qrels": {q: dev.qrels[q] for q in chosen}}
     write_json(path, out)
+    return path
+
+
+def heldout_rows(recipe: Recipe, inputs: Inputs) -> Path:
+    """``data/heldout-rows.jsonl``: ``training.heldout_thoughts`` validation queries (a seeded sample of
+    all training sets' validation queries) as rows mined like the training rows, for the experts to
+    write thoughts for: the held-out thoughts whose LM loss is scored (``training.heldout_from:
+    validation``). No training row is removed."""
+    import random
+
+    path = recipe.root / "data" / "heldout-rows.jsonl"
+    if path.is_file():
+        return path
+    held = json.loads(validation_sets(recipe, inputs).read_text(encoding="utf-8"))
+    rows: list[TrainingRow] = []
+    for i, entry in enumerate(recipe.train_data):
+        name = inputs.folder(f"train_data.{i}.path").name
+        if name in held:
+            rows += _mine(recipe, inputs, i, entry.validation.split or entry.split, sorted(held[name]["queries"]))
+    chosen = set(random.Random(f"{recipe.seed}:heldout-thoughts").sample(
+        sorted(r.id for r in rows), min(recipe.training.heldout_thoughts, len(rows))))
+    write_jsonl(path, (r.to_dict() for r in rows if r.id in chosen))
     return path
 
 

@@ -26,7 +26,7 @@ from .inputs import Inputs, fetch, resolve_inputs
 from .recipe import Recipe
 from .stages import Model, Run, Stage, data_digest, model_fingerprint, path_digest, resolved_device
 from .systems import auto_search, evaluate_split, share_stage
-from .train import rl_model, rl_summary, set_think_settings, train_model
+from .train import rl_model, rl_summary, score_heldout, set_think_settings, train_model
 
 logger = get_logger(__name__)
 
@@ -97,28 +97,55 @@ def _mine(recipe: Recipe, inputs: Inputs) -> tuple[Stage, Stage]:
     return mine, held
 
 
-def _experts(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage) -> dict[str, Stage]:
-    """Synthesis and refinement per expert setting: ``EXPERT/train-all.jsonl`` and its stage."""
+def _heldout_rows(recipe: Recipe, inputs: Inputs, held: Stage) -> Stage | None:
+    """``data/heldout-rows.jsonl`` when the held-out thoughts come from validation queries."""
+    t = recipe.training
+    if not t.heldout_thoughts or t.heldout_from != "validation" or not recipe.experts:
+        return None
+    found: dict[str, str] = {}
+    for i in range(len(recipe.train_data)):
+        found.update(_train_files(recipe, inputs, i))
+    made = Stage(recipe, "heldout-rows", recipe.root / "data" / "heldout-rows.jsonl", upstream=[held],
+                 inputs={**found, "retriever": inputs.retrievers[recipe.mining.retriever].value},
+                 settings={"splits": [e.validation.split or e.split for e in recipe.train_data]})
+    with stage(recipe, "heldout-rows"):
+        made.run(partial(data.heldout_rows, recipe, inputs))
+    return made
+
+
+def _expert_stages(recipe: Recipe, expert: Any, backend: str, members: list[str], upstream: list[Stage],
+                   rows: Path, stem: str = "") -> Stage:
+    """One expert's synthesis and refinement of ``rows``: its refine stage (``stem``: see experts.py)."""
     from ..options import to_dict
 
+    name, folder, tag = expert.name, recipe.root / expert.name, "heldout-" if stem else ""
+    made = Stage(recipe, "synthesize", folder / f"{stem}candidates.jsonl", name=f"synthesize-{tag}{name}",
+                 upstream=upstream, settings={"expert": to_dict(expert)},
+                 inputs={"prompt": experts.prompt_digest(expert), "expert": experts.backend_id(expert)},
+                 extras=experts.synthesis_files(recipe, expert, stem))
+    with stage(recipe, f"synthesize-{tag}{name}"):
+        made.run(partial(experts.candidates, recipe, expert, backend, rows, stem))
+    chosen = Stage(recipe, "refine", folder / f"{stem}train-all.jsonl", name=f"refine-{tag}{name}", upstream=[made],
+                   inputs={m: source_fingerprint(m.removeprefix("st:")) for m in members},
+                   extras=experts.refine_files(recipe, expert, stem))
+    with stage(recipe, f"refine-{tag}{name}"):
+        chosen.run(partial(experts.refine, recipe, expert, made.output, members, stem))
+    return chosen
+
+
+def _experts(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage,
+             heldout: Stage | None) -> tuple[dict[str, Stage], dict[str, Stage]]:
+    """Synthesis and refinement per expert setting: ``EXPERT/train-all.jsonl`` and its stage; with
+    held-out validation rows, the same for them (``EXPERT/heldout-train-all.jsonl``)."""
     members = [inputs.retrievers[m].value for m in recipe.committee.members]
-    refined = {}
+    refined, held_out = {}, {}
     for expert in recipe.experts:
-        name, folder = expert.name, recipe.root / expert.name
         backend = experts.backend_spec(recipe, inputs, expert, base.path)
-        made = Stage(recipe, "synthesize", folder / "candidates.jsonl", name=f"synthesize-{name}",
-                     upstream=[base.stage, mine], settings={"expert": to_dict(expert)},
-                     inputs={"prompt": experts.prompt_digest(expert), "expert": experts.backend_id(expert)},
-                     extras=experts.synthesis_files(recipe, expert))
-        with stage(recipe, f"synthesize-{name}"):
-            made.run(partial(experts.candidates, recipe, expert, backend, mine.output))
-        chosen = Stage(recipe, "refine", folder / "train-all.jsonl", name=f"refine-{name}", upstream=[made],
-                       inputs={m: source_fingerprint(m.removeprefix("st:")) for m in members},
-                       extras=experts.refine_files(recipe, expert))
-        with stage(recipe, f"refine-{name}"):
-            chosen.run(partial(experts.refine, recipe, expert, made.output, members))
-        refined[name] = chosen
-    return refined
+        refined[expert.name] = _expert_stages(recipe, expert, backend, members, [base.stage, mine], mine.output)
+        if heldout is not None:
+            held_out[expert.name] = _expert_stages(recipe, expert, backend, members, [base.stage, heldout],
+                                                   heldout.output, experts.HELDOUT)
+    return refined, held_out
 
 
 def _train(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage, refined: dict[str, Stage]) -> dict[str, Model]:
@@ -128,9 +155,11 @@ def _train(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage, refined: di
     wanted = [("contrastive-only", plain)] if any(s.startswith("contrastive-only") for s in recipe.systems) else []
     deepspeed = {"deepspeed": path_digest(inputs.deepspeed)} if inputs.deepspeed else {}
     models = {}
+    t = recipe.training                 # rows taken out of training (none when they come from validation)
+    removed = {"training.heldout_thoughts": t.heldout_thoughts if t.heldout_from == "train" else 0}
     for name, rows in [*wanted, *((f"o1-{e}", refined[e]) for e in recipe.expert_names())]:
         made = Stage(recipe, "train", recipe.root / "models" / name, name=f"train-{name}",
-                     upstream=[base.stage, rows], inputs=deepspeed)
+                     upstream=[base.stage, rows], inputs=deepspeed, settings=removed)
         with stage(recipe, f"train-{name}"):
             made.run(partial(train_model, recipe, name, base.path, rows.output, inputs.deepspeed),
                      lambda final: {"fingerprint": model_fingerprint(final)})
@@ -138,6 +167,16 @@ def _train(recipe: Recipe, inputs: Inputs, base: Model, mine: Stage, refined: di
         set_think_settings(recipe, final)
         models[name] = Model(final, made, made.outputs().get("fingerprint"))
     return models
+
+
+def _score_heldout(run: Run, name: str, rows: Stage) -> None:
+    """``heldout/o1-EXPERT.json``: the thought LM loss of the base model and of the trained one on the
+    expert's refined thoughts for the held-out validation queries (no retraining when they change)."""
+    recipe, model = run.recipe, run.models[name]
+    made = Stage(recipe, "heldout-lm", recipe.root / "heldout" / f"{name}.json", name=f"heldout-lm-{name}",
+                 upstream=[run.base.stage, model.stage, rows], inputs={"model": model.fingerprint})
+    with stage(recipe, f"heldout-lm-{name}"):
+        made.run(partial(score_heldout, recipe, run.base.path, model.path, rows.output, made.output))
 
 
 def _rl(run: Run) -> dict[str, Any]:
@@ -174,9 +213,11 @@ def run_pipeline(recipe: Recipe) -> dict[str, Any]:
     start = time.perf_counter()
     base = _convert(recipe, inputs)
     mine, held = _mine(recipe, inputs)
-    refined = _experts(recipe, inputs, base, mine)
+    refined, held_out = _experts(recipe, inputs, base, mine, _heldout_rows(recipe, inputs, held))
     run = Run(recipe, inputs, base, mine, held, refined, {"base": base} if recipe.wants("base") else {})
     run.models.update(_train(recipe, inputs, base, mine, refined))
+    for expert, rows in held_out.items():
+        _score_heldout(run, f"o1-{expert}", rows)
     rl_info = _rl(run) if recipe.rl.enabled else None
     results = []
     for split in recipe.splits:

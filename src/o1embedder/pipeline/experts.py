@@ -48,15 +48,20 @@ def prompt_digest(expert: Expert) -> str:
     return _prompt(expert).sha256()
 
 
-def synthesis_files(recipe: Recipe, expert: Expert) -> list[Path]:
+HELDOUT = "heldout-"
+"""The stem of an expert's files for the held-out validation rows (``training.heldout_from: validation``)."""
+
+
+def synthesis_files(recipe: Recipe, expert: Expert, stem: str = "") -> list[Path]:
     """The synthesis stage's partial state and side files (removed with it when its record differs)."""
     folder = recipe.root / expert.name
-    return [folder / "prompt-rows.jsonl", *folder.glob("synthesis*.jsonl"), folder / "no-candidates.jsonl"]
+    return [folder / f"{stem}prompt-rows.jsonl", *folder.glob(f"{stem}synthesis*.jsonl"),
+            folder / f"{stem}no-candidates.jsonl"]
 
 
-def refine_files(recipe: Recipe, expert: Expert) -> list[Path]:
+def refine_files(recipe: Recipe, expert: Expert, stem: str = "") -> list[Path]:
     """The committee's journal, dropped rows and summary (removed with the refine stage's output)."""
-    return sorted((recipe.root / expert.name).glob("train.*"))
+    return sorted((recipe.root / expert.name).glob(f"{stem}train.*"))
 
 
 def _short_rows(rows: list[TrainingRow], expert: Expert) -> list[dict[str, Any]]:
@@ -66,30 +71,31 @@ def _short_rows(rows: list[TrainingRow], expert: Expert) -> list[dict[str, Any]]
             for r in rows]
 
 
-def candidates(recipe: Recipe, expert: Expert, backend: str, train: Path) -> Path:
-    """``EXPERT/candidates.jsonl``: the full training rows with k candidates each."""
+def candidates(recipe: Recipe, expert: Expert, backend: str, train: Path, stem: str = "") -> Path:
+    """``EXPERT/candidates.jsonl``: the full training rows with k candidates each (``stem``: the same
+    for other rows, in files named ``EXPERT/{stem}...``)."""
     from ..synthesis import SynthesisConfig, synthesize
 
     folder = recipe.root / expert.name
-    out = folder / "candidates.jsonl"
+    out = folder / f"{stem}candidates.jsonl"
     if out.is_file():
         return out
     rows = read_training_rows(train)
-    prompt_rows = folder / "prompt-rows.jsonl"
+    prompt_rows = folder / f"{stem}prompt-rows.jsonl"
     if not prompt_rows.is_file():
         write_jsonl(prompt_rows, _short_rows(rows, expert))
-    report = synthesize(prompt_rows, folder / "synthesis.jsonl", backend,
+    report = synthesize(prompt_rows, folder / f"{stem}synthesis.jsonl", backend,
                         config=SynthesisConfig(k=recipe.synthesis.k, shots=expert.shots, seed=recipe.seed),
                         options=_backend_options(recipe), prompt=_prompt(expert))
     if report.failed:
         logger.warning("%s: %d rows got no candidates (see %s); they train without a thought", expert.name,
                        report.failed, report.failures)
-    found = {r.id: r.candidates for r in read_training_rows(folder / "synthesis.jsonl")}
+    found = {r.id: r.candidates for r in read_training_rows(folder / f"{stem}synthesis.jsonl")}
     merged, failed = [], []
     for row in rows:
         row.candidates = found.get(row.id) or None
         (merged if row.candidates else failed).append(row.to_dict())
-    write_jsonl(folder / "no-candidates.jsonl", failed)      # they train without a thought (see refine)
+    write_jsonl(folder / f"{stem}no-candidates.jsonl", failed)      # they train without a thought (see refine)
     write_jsonl(out, merged)
     return out
 
@@ -109,20 +115,21 @@ def _member(recipe: Recipe, spec: str) -> Any:
     return STMember(path, encoder=encoder)
 
 
-def refine(recipe: Recipe, expert: Expert, candidates_path: Path, members: list[str]) -> Path:
+def refine(recipe: Recipe, expert: Expert, candidates_path: Path, members: list[str], stem: str = "") -> Path:
     """``EXPERT/train-all.jsonl``: one thought per row, chosen by the committee (resumable), plus the
     rows the expert wrote no usable candidate for, with an empty thought (as the committee's ``empty``
-    policy does when no candidate beats the query)."""
+    policy does when no candidate beats the query). ``stem``: as :func:`candidates`."""
     from ..committee import CommitteeConfig
     from ..committee import refine as run
 
     folder = recipe.root / expert.name
-    out = folder / "train-all.jsonl"
+    out = folder / f"{stem}train-all.jsonl"
     if not out.is_file():
         voters = [_member(recipe, spec) for spec in members]
-        run(candidates_path, folder / "train.jsonl", voters, config=CommitteeConfig(policy=recipe.committee.policy))
-        rows = read_training_rows(folder / "train.jsonl")
-        failed = read_training_rows(folder / "no-candidates.jsonl") if (folder / "no-candidates.jsonl").stat().st_size else []
+        run(candidates_path, folder / f"{stem}train.jsonl", voters, config=CommitteeConfig(policy=recipe.committee.policy))
+        rows = read_training_rows(folder / f"{stem}train.jsonl")
+        none = folder / f"{stem}no-candidates.jsonl"
+        failed = read_training_rows(none) if none.stat().st_size else []
         for row in failed:
             row.thought, row.candidates = "", None
         write_jsonl(out, (r.to_dict() for r in [*rows, *failed]))

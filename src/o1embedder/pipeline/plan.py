@@ -106,11 +106,20 @@ def plan(recipe: Recipe) -> str:
         ("mine", f"{_size(rows)} rows x {recipe.mining.negatives} hard negatives by {recipe.mining.retriever}, "
                  f"texts cut to {recipe.mining.doc_words} words"),
     ]
+    heldout = bool(t.heldout_thoughts and t.heldout_from == "validation" and recipe.experts)
+    if heldout:
+        stages.append(("heldout-rows", f"{t.heldout_thoughts} validation queries (seeded), mined as the training rows"))
     for e in recipe.experts:
         stages.append((f"synthesize-{e.name}", f"{_size(rows)} rows x k={s.k} candidates, <= {s.max_tokens} tokens, "
                                                f"T {s.temperature}, top-p {s.top_p}"))
         stages.append((f"refine-{e.name}", f"committee {', '.join(recipe.committee.members)} "
                                            f"(policy {recipe.committee.policy})"))
+        if heldout:
+            stages.append((f"heldout-{e.name}", "the same for the held-out rows; their thoughts' LM loss is scored "
+                                                f"before and after training (heldout-lm-o1-{e.name})"))
+    if t.heldout_thoughts and t.heldout_from == "train":
+        stages.append(("hold out", f"{t.heldout_thoughts} training rows (seeded) out of every model; the O1 models "
+                                   "score their thoughts' LM loss before and after training"))
     for name in models:
         stages.append((f"train-{name}", f"{_steps(recipe, rows)}, {t.batch_size} queries x {t.group_size} passages "
                                         f"per device, lr {t.learning_rate:g}, {t.adapter.mode} r {t.adapter.r} / alpha "

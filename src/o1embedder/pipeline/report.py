@@ -169,8 +169,11 @@ def _collect(recipe: Recipe) -> dict[str, Any]:
               if (h := read(p))}
     lengths = {p.stem: {k: meta.get(k) for k in ("mean_thought_tokens", "budget")}
                for p in sorted(root.glob("thoughts/o1-*.json")) if (meta := read(p)) and "mean_thought_tokens" in meta}
-    thought_lm = {p.parent.name: {k: read(p).get(k) for k in ("before", "after")}
-                  for p in sorted(root.glob("models/*/thought_lm.json"))}
+    t, o1 = recipe.training, {f"o1-{e}" for e in recipe.expert_names()}
+    scored = [] if not t.heldout_thoughts else sorted(root.glob("models/*/thought_lm.json")) \
+        if t.heldout_from == "train" else [p for p in sorted(root.glob("heldout/*.json")) if p.stem in o1]
+    thought_lm = {p.parent.name if p.name == "thought_lm.json" else p.stem:
+                  {"source": t.heldout_from, **{k: read(p).get(k) for k in ("rows", "before", "after")}} for p in scored}
     return {"indexes": indexes, "committee": committee, "thought_tokens": lengths, "heldout_thought_lm": thought_lm,
             "training": {n: {"first": f, "last": last, "logged": c} for n, (f, last, c) in losses.items()},
             "stage_seconds": read(root / "timings.json") or {}}
@@ -267,13 +270,17 @@ def markdown(report: dict[str, Any]) -> str:
     parts += ["", "| index | docs/s | dtype |", "|---|---|---|"]
     parts += [f"| {k} | {v['docs_per_s']} | {v['dtype']} |" for k, v in report["indexes"].items() if v]
     if report.get("heldout_thought_lm"):
-        parts += ["", "| model | held-out thought LM loss before | after |", "|---|---|---|"]
-        parts += [f"| {k} | {_loss(v['before'])} | {_loss(v['after'])} |" for k, v in report["heldout_thought_lm"].items()]
+        parts += ["", "| model | held-out thought LM loss before | after | thoughts scored |", "|---|---|---|---|"]
+        parts += [f"| {k} | {_loss(v['before'])} | {_loss(v['after'])} | {v.get('rows', '-')} rows of "
+                  f"{_SOURCES.get(v.get('source'), '-')} |" for k, v in report["heldout_thought_lm"].items()]
     if report.get("thought_tokens"):
         parts += ["", "| thoughts | mean tokens | budget |", "|---|---|---|"]
         parts += [f"| {k} | {v['mean_thought_tokens']} | {v['budget']} |" for k, v in report["thought_tokens"].items()]
     parts += ["", f"Peak RSS: {report['peak_rss_gb']} GB.", ""]
     return "\n".join(parts) + "\n"
+
+
+_SOURCES = {"validation": "validation queries", "train": "training rows held out"}
 
 
 def _loss(value: Any) -> str:

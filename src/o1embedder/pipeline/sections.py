@@ -4,10 +4,12 @@ indexing and latency. Each is a dataclass of :mod:`o1embedder.options` settings.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from ..options import MixedPrecision, setting
 from ..training.config import AdapterConfig
+
+HeldoutFrom = Literal["validation", "train"]
 
 
 @dataclass
@@ -25,8 +27,11 @@ class Training:
     thought_dropout: float = setting("share of rows trained without their thought", 0.1)
     lm_warmup_steps: int = setting("first N steps on the thought LM loss alone", 0)
     lm_lr_scale: float = setting("learning-rate multiple of the parameters only the LM loss trains (untied LM head)", 1.0)
-    heldout_thoughts: int = setting("training rows held out of every model (seeded): their expert thoughts' LM loss "
-                                    "is scored before and after training (0: none)", 0)
+    heldout_thoughts: int = setting("rows whose expert thoughts' LM loss is scored before and after training "
+                                    "(a seeded sample; 0: none); heldout_from says where they come from", 0)
+    heldout_from: HeldoutFrom = setting(
+        "'validation': the experts write (and the committee refines) thoughts for validation queries, no training "
+        "row is removed; 'train': training rows held out of every model", "validation")
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
     """LoRA or full fine-tuning: the very section ``o1emb train`` and ``o1emb rl`` take (same keys)."""
     query_tokens: int = setting("query text cut to this many tokens", 32)

@@ -58,6 +58,8 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "convert": (),
     "mine": ("seed", "mining.negatives", "mining.doc_words"),
     "validation": ("seed",),
+    "heldout-rows": ("seed", "mining.negatives", "mining.doc_words", "training.heldout_thoughts"),
+    "heldout-lm": ("training.query_tokens", "training.query_thought_tokens", "device"),
     "no-thoughts": (),
     "synthesize": ("synthesis.k", *_SAMPLING),
     "refine": ("committee.policy", "committee.max_length", "device"),

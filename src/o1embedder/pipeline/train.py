@@ -102,7 +102,7 @@ def hold_out(recipe: Recipe, rows: Path, scored: bool, out: Path) -> tuple[Path,
     from ..formats import read_training_rows, write_jsonl
 
     n = recipe.training.heldout_thoughts
-    if not n:
+    if not n or recipe.training.heldout_from != "train":
         return rows, ""
     found = read_training_rows(rows)
     held = set(random.Random(f"{recipe.seed}:heldout-thoughts").sample(sorted(r.id for r in found), min(n, len(found))))
@@ -112,6 +112,31 @@ def hold_out(recipe: Recipe, rows: Path, scored: bool, out: Path) -> tuple[Path,
         return kept, ""
     write_jsonl(thoughts, (r.to_dict() for r in found if r.id in held and (r.thought or "").strip()))
     return kept, str(thoughts)
+
+
+def score_heldout(recipe: Recipe, base: Path, model: Path, rows: Path, out: Path) -> Path:
+    """The thought LM loss (:func:`o1embedder.training.thought_lm_loss`, at the training run's length
+    limits) of ``base`` (before training) and of ``model`` (after) on the thoughts of ``rows``, written
+    to ``out`` as ``o1emb train``'s ``thought_lm.json`` is (``before`` / ``after``); rows without a
+    thought are not scored (none: both ``null``)."""
+    from ..formats import read_training_rows, write_json
+    from ..training import thought_lm_loss
+
+    t = recipe.training
+    scored = [r for r in read_training_rows(rows) if (r.thought or "").strip()]
+    found: dict[str, Any] = {"eval_thoughts": str(rows), "source": "validation", "rows": len(scored), "tokens": 0,
+                             "before": None, "after": None}
+    if scored:
+        limits = {"max_query_tokens": t.query_tokens, "max_query_thought_tokens": t.query_thought_tokens,
+                  "device": resolved_device(recipe.device)}
+        before, after = (thought_lm_loss(m, scored, **limits) for m in (base, model))
+        found.update(tokens=before.tokens, before={"step": 0, "thought_lm": before.loss},
+                     after={"thought_lm": after.loss})
+        logger.info("%s: held-out thought LM loss %.4f -> %.4f (%d validation rows, %d tokens)", model.parent.name,
+                    before.loss, after.loss, len(scored), before.tokens)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, found)
+    return out
 
 
 def train_model(recipe: Recipe, name: str, base: Path, rows: Path, deepspeed: str = "") -> Path:
