@@ -151,6 +151,22 @@ def test_a_bad_set_names_the_key(tmp_path: Path, tiny: str, capsys: pytest.Captu
     assert not (tmp_path / "out").exists()
 
 
+def test_held_out_thoughts_from_validation_need_validation_queries(tmp_path: Path, tiny: str,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(tiny)
+    none = ["--set", "train_data.0.validation.queries=0", "--set", "train_data.1.validation.queries=0",
+            "--set", "splits=[test]"]
+    for given in (["training.heldout_thoughts=4"], ["training.heldout_thoughts=4", "training.heldout_from=validation"]):
+        code, _, err = _run(capsys, "pipeline", str(path), "--plan", *none, *(x for g in given for x in ("--set", g)))
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert "training.heldout_from" in err and "need validation queries" in err, err
+    code, _, err = _run(capsys, "pipeline", str(path), "--plan", *none, "--set", "training.heldout_thoughts=4",
+                        "--set", "training.heldout_from=train")
+    assert code == 0, err
+    assert not (tmp_path / "out").exists()
+
+
 # -- --print-config -----------------------------------------------------------------------------------
 def test_print_config_prints_the_resolved_recipe(tmp_path: Path, tiny: str, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "tiny.yaml"

@@ -216,6 +216,12 @@ class Recipe:
                     raise err(f"{section}.{key}", "must be >= 1")
         if self.training.steps < 0 or (self.training.steps == 0 and self.training.epochs <= 0):
             raise err("training.steps", "steps must be >= 1, or 0 with epochs > 0")
+        if self.training.heldout_thoughts < 0:
+            raise err("training.heldout_thoughts", "must be >= 0")
+        if self.training.heldout_thoughts and self.training.heldout_from == "validation" and \
+                not any(e.validation.queries for e in self.train_data):
+            raise err("training.heldout_from", "held-out thoughts from validation need validation queries in some "
+                      "train_data entry (validation: {queries: N}); or set heldout_from: train")
         return self
 
     def auto_k(self) -> int:
