@@ -115,6 +115,9 @@ NOT_IN_SETTINGS = {
     "training.deepspeed", "synthesis.bolted_expert", "rl.expert", "latency.model",
     # what is run or reported, not how it is made
     "splits", "systems", "rl.enabled",
+    # which stages run: validation's held-out rows get their own stages; the train stage records the
+    # rows it holds out of training as training.heldout_thoughts (0 when they come from validation)
+    "training.heldout_from",
     # how the work is cut, not its numbers: checkpoints, shards, encoding processes; code trust
     "training.save_steps", "rl.save_steps", "indexing.shard_size", "indexing.processes", "base.trust_remote_code",
 }
@@ -136,7 +139,7 @@ def test_the_dependency_map_names_real_settings_and_keeps_them_where_they_act() 
     # the when-to-think policy is labelled by the model thinking with these settings
     assert where["thinking.n_thoughts"] == where["thinking.temperature"] == {"thoughts", "latency", "policy"}
     assert where["thinking.max_new_tokens"] == {"thoughts", "latency", "rl", "policy"}
-    assert where["rl.kl_coef"] == {"rl"} and where["mining.negatives"] == {"mine"}
+    assert where["rl.kl_coef"] == {"rl"} and where["mining.negatives"] == {"mine", "heldout-rows"}  # both are mined
     for kind in ("convert", "mine", "synthesize", "refine", "index-bm25", "index-st", "expert-thoughts"):
         assert not {"training.steps", "training.passage_tokens", "thinking.n_thoughts",
                     "thinking.temperature"} & set(SETTINGS[kind]), kind
