@@ -147,8 +147,6 @@ def heldout_rows(recipe: Recipe, inputs: Inputs) -> Path:
     all training sets' validation queries) as rows mined like the training rows, for the experts to
     write thoughts for: the held-out thoughts whose LM loss is scored (``training.heldout_from:
     validation``). No training row is removed."""
-    import random
-
     path = recipe.root / "data" / "heldout-rows.jsonl"
     if path.is_file():
         return path
@@ -158,10 +156,16 @@ def heldout_rows(recipe: Recipe, inputs: Inputs) -> Path:
         name = inputs.folder(f"train_data.{i}.path").name
         if name in held:
             rows += _mine(recipe, inputs, i, entry.validation.split or entry.split, sorted(held[name]["queries"]))
-    chosen = set(random.Random(f"{recipe.seed}:heldout-thoughts").sample(
-        sorted(r.id for r in rows), min(recipe.training.heldout_thoughts, len(rows))))
+    chosen = heldout_sample(recipe, [r.id for r in rows])
     write_jsonl(path, (r.to_dict() for r in rows if r.id in chosen))
     return path
+
+
+def heldout_sample(recipe: Recipe, ids: list[str]) -> set[str]:
+    """``training.heldout_thoughts`` of ``ids`` (a seeded sample, whatever their order): the held-out rows,
+    from validation queries or from the training rows (``training.heldout_from``)."""
+    rng = random.Random(f"{recipe.seed}:heldout-thoughts")
+    return set(rng.sample(sorted(ids), min(recipe.training.heldout_thoughts, len(ids))))
 
 
 def query_sets(recipe: Recipe, inputs: Inputs, split: str) -> list[tuple[str, Path, str]]:

@@ -169,11 +169,15 @@ def _collect(recipe: Recipe) -> dict[str, Any]:
               if (h := read(p))}
     lengths = {p.stem: {k: meta.get(k) for k in ("mean_thought_tokens", "budget")}
                for p in sorted(root.glob("thoughts/o1-*.json")) if (meta := read(p)) and "mean_thought_tokens" in meta}
-    t, o1 = recipe.training, {f"o1-{e}" for e in recipe.expert_names()}
-    scored = [] if not t.heldout_thoughts else sorted(root.glob("models/*/thought_lm.json")) \
-        if t.heldout_from == "train" else [p for p in sorted(root.glob("heldout/*.json")) if p.stem in o1]
-    thought_lm = {p.parent.name if p.name == "thought_lm.json" else p.stem:
-                  {"source": t.heldout_from, **{k: read(p).get(k) for k in ("rows", "before", "after")}} for p in scored}
+    t = recipe.training                 # held-out scores of this recipe's source only (no stale ones)
+    scored: dict[str, Path] = {}
+    if t.heldout_thoughts and t.heldout_from == "train":
+        scored = {p.parent.name: p for p in sorted(root.glob("models/*/thought_lm.json"))}
+    elif t.heldout_thoughts:
+        found = {f"o1-{e}": root / "heldout" / f"o1-{e}.json" for e in recipe.expert_names()}
+        scored = {m: p for m, p in found.items() if p.is_file()}
+    thought_lm = {m: {"source": t.heldout_from, **{k: read(p).get(k) for k in ("rows", "before", "after")}}
+                  for m, p in scored.items()}
     return {"indexes": indexes, "committee": committee, "thought_tokens": lengths, "heldout_thought_lm": thought_lm,
             "training": {n: {"first": f, "last": last, "logged": c} for n, (f, last, c) in losses.items()},
             "stage_seconds": read(root / "timings.json") or {}}

@@ -97,15 +97,13 @@ def hold_out(recipe: Recipe, rows: Path, scored: bool, out: Path) -> tuple[Path,
     """``training.heldout_thoughts`` rows (a seeded sample of the row ids, the same for every model)
     taken out of ``rows``; with ``scored`` (the O1 models) those of them that carry the expert's
     thought are written for scoring. Returns (the rows to train on, the held-out file or '')."""
-    import random
-
     from ..formats import read_training_rows, write_jsonl
+    from .data import heldout_sample
 
-    n = recipe.training.heldout_thoughts
-    if not n or recipe.training.heldout_from != "train":
+    if not recipe.training.heldout_thoughts or recipe.training.heldout_from != "train":
         return rows, ""
     found = read_training_rows(rows)
-    held = set(random.Random(f"{recipe.seed}:heldout-thoughts").sample(sorted(r.id for r in found), min(n, len(found))))
+    held = heldout_sample(recipe, [r.id for r in found])
     kept, thoughts = out / "train-rows.jsonl", out / "heldout-thoughts.jsonl"
     write_jsonl(kept, (r.to_dict() for r in found if r.id not in held))
     if not scored:
