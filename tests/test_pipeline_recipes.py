@@ -64,6 +64,18 @@ def test_a_plan_names_the_thought_controls_it_was_given(tmp_path: Path, capsys: 
     assert line.endswith("no repeated 3-grams, early exit 0.05 (every 8 tokens, 2 in a row)"), line
 
 
+
+def test_a_plan_names_the_lm_warm_up_and_lm_learning_rate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ("pipeline", str(RECIPES / "paper.yaml"), "--plan", "--data", str(tmp_path))
+    code, plain, err = _run(capsys, *args)
+    assert code == 0, err
+    assert "LM loss alone" not in plain and "LM-only parameters" not in plain
+    code, out, err = _run(capsys, *args, "--set", "training.lm_warmup_steps=10", "--set", "training.lm_lr_scale=0.5")
+    assert code == 0, err
+    lines = [x for x in out.splitlines() if " train-o1-" in x]
+    assert lines and all("(the first 10 on the thought LM loss alone), LM-only parameters at 0.5x lr," in x
+                         for x in lines), lines
+
 def test_a_plan_says_where_the_held_out_thoughts_come_from(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ("pipeline", str(RECIPES / "paper.yaml"), "--plan", "--data", str(tmp_path), "--set", "training.heldout_thoughts=40")
     code, out, err = _run(capsys, *args)                   # validation queries (the default): their own stages

@@ -120,10 +120,12 @@ def plan(recipe: Recipe) -> str:
     if t.heldout_thoughts and t.heldout_from == "train":
         stages.append(("hold out", f"{t.heldout_thoughts} training rows (seeded) out of every model; the O1 models "
                                    "score their thoughts' LM loss before and after training"))
+    lm_part = (f" (the first {t.lm_warmup_steps} on the thought LM loss alone)" if t.lm_warmup_steps else "") + \
+        (f", LM-only parameters at {t.lm_lr_scale:g}x lr" if t.lm_lr_scale != 1.0 else "")
     for name in models:
-        stages.append((f"train-{name}", f"{_steps(recipe, rows)}, {t.batch_size} queries x {t.group_size} passages "
-                                        f"per device, lr {t.learning_rate:g}, {t.adapter.mode} r {t.adapter.r} / alpha "
-                                        f"{t.adapter.alpha}, lambda {t.lam}, T {t.temperature}; {launch}{ds}"))
+        stages.append((f"train-{name}", f"{_steps(recipe, rows)}{lm_part}, {t.batch_size} queries x {t.group_size} "
+                                        f"passages per device, lr {t.learning_rate:g}, {t.adapter.mode} r {t.adapter.r} "
+                                        f"/ alpha {t.adapter.alpha}, lambda {t.lam}, T {t.temperature}; {launch}{ds}"))
     if recipe.rl.enabled:
         r = recipe.rl
         stages.append((f"rl-{recipe.rl_expert()}", f"{r.steps} GRPO steps x {r.rows_per_step} rows x {r.samples} thoughts"))
