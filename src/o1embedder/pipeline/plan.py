@@ -120,8 +120,8 @@ def plan(recipe: Recipe) -> str:
     if t.heldout_thoughts and t.heldout_from == "train":
         stages.append(("hold out", f"{t.heldout_thoughts} training rows (seeded) out of every model; the O1 models "
                                    "score their thoughts' LM loss before and after training"))
-    lm_part = (f" (the first {t.lm_warmup_steps} on the thought LM loss alone)" if t.lm_warmup_steps else "") + \
-        (f", LM-only parameters at {t.lm_lr_scale:g}x lr" if t.lm_lr_scale != 1.0 else "")
+    lm_part = ((f" (the first {t.lm_warmup_steps} on the thought LM loss alone)" if t.lm_warmup_steps else "")
+               + (f", LM-only parameters at {t.lm_lr_scale:g}x lr" if t.lm_lr_scale != 1.0 else ""))
     for name in models:
         stages.append((f"train-{name}", f"{_steps(recipe, rows)}{lm_part}, {t.batch_size} queries x {t.group_size} "
                                         f"passages per device, lr {t.learning_rate:g}, {t.adapter.mode} r {t.adapter.r} "
