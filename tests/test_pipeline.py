@@ -169,6 +169,8 @@ EXPECTED = {   # the setting changed -> every output it must recompute (all othe
     "thinking.exit_every=2": THOUGHTS | _results(*THINKING) | {"latency.json"},
     "thinking.exit_patience=1": THOUGHTS | _results(*THINKING) | {"latency.json"},
     "thinking.exit_eps=0.9": THOUGHTS | _results(*THINKING) | {"latency.json"},
+    # the no-thinking vector mixed in: every row that embeds with thoughts, never the thoughts themselves
+    "thinking.plain_weight=0.5": _results(*THINKING, "contrastive-only+thoughts__paper") | {"latency.json"},
 }
 
 

@@ -55,7 +55,7 @@ def bm25_spec(spec: str, no_stem: bool) -> str:
 THINK_TITLE = "thinking (defaults: the model's settings; reference 3 / 0.1 / 0.9 / 128)"
 
 
-def add_generation_options(p: argparse.ArgumentParser) -> None:
+def add_generation_options(p: argparse.ArgumentParser, *, embeds: bool = True) -> None:
     g = p.add_argument_group(THINK_TITLE)
     g.add_argument("--n-thoughts", type=int, default=None, help="thoughts sampled per query")
     g.add_argument("--temperature", type=float, default=None, help="sampling temperature (0 = greedy)")
@@ -71,6 +71,9 @@ def add_generation_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--exit-patience", type=int, default=None, help="early exit: converged checks that stop a thought")
     g.add_argument("--think-engine", default=None, metavar="SPEC",
                    help=ENGINE_HELP)
+    if embeds:
+        g.add_argument("--plain-weight", type=float, default=None,
+                       help="weight of the query's no-thinking vector mixed into its thinking vector; 0 is off")
 
 
 CONTROL_KEYS = ("repetition_penalty", "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
@@ -184,7 +187,7 @@ def generation_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """ThinkConfig overrides from the generation options (``None`` = the model's default)."""
     return {"n_thoughts": args.n_thoughts, "temperature": args.temperature, "top_p": args.top_p,
             "max_new_tokens": args.max_new_tokens, "seed": args.seed, **{k: getattr(args, k) for k in CONTROL_KEYS},
-            "engine": getattr(args, "think_engine", None)}
+            "plain_weight": getattr(args, "plain_weight", None), "engine": getattr(args, "think_engine", None)}
 
 
 def cache_dir(args: argparse.Namespace) -> Any:

@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("think", help="generate thoughts for queries", description=__doc__)
     p.add_argument("queries", nargs="+", help="query texts")
     add_model_options(p)
-    add_generation_options(p)
+    add_generation_options(p, embeds=False)
     p.add_argument("--json", action="store_true", help="print JSON lines {query, thoughts}")
     p.set_defaults(func=run)
 

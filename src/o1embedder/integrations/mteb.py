@@ -39,7 +39,7 @@ from ..model import O1Embedder, ThinkConfig
 from ..model.settings import check_think
 
 THINK_KEYS = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed", "repetition_penalty",
-              "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
+              "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience", "plain_weight")
 
 
 class O1MTEBEncoder(AbsEncoder):

@@ -165,7 +165,7 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
                        max_new_tokens: int | None = None, seed: int | None = None,
                        repetition_penalty: float | None = None, no_repeat_ngram_size: int | None = None,
                        exit_eps: float | None = None, exit_every: int | None = None,
-                       exit_patience: int | None = None, batch_size: int = 16,
+                       exit_patience: int | None = None, plain_weight: float | None = None, batch_size: int = 16,
                        show_progress: bool | None = None, show_progress_bar: bool | None = None,
                        convert_to_numpy: bool = True, convert_to_tensor: bool = False,
                        normalize_embeddings: bool = False, device: Any = None, **st_options: Any) -> Any:
@@ -174,10 +174,12 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
         - ``think=True``: sample ``n_thoughts`` thoughts per query and embed each on the generation's
           own KV cache (no second pass); the vector is the re-normalised mean of the sample vectors.
           To keep the thoughts too, call :meth:`think` (its ``pooled`` are these vectors). The thinking
-          settings (``n_thoughts`` .. ``exit_patience``, :class:`ThinkConfig`) default to the model's.
+          settings (``n_thoughts`` .. ``plain_weight``, :class:`ThinkConfig`) default to the model's;
+          ``plain_weight`` > 0 mixes the query's no-thinking vector into it (one more forward per query).
         - ``think=False``: the no-thinking vector ``<query>q</query><thought><emb>``.
         - ``thoughts=[...]``: embed with given thoughts (one string, or a list of strings or of token-id
-          lists, per query), e.g. thoughts written by another model or kept by :meth:`think`.
+          lists, per query), e.g. thoughts written by another model or kept by :meth:`think`; pooled
+          (and blended, ``plain_weight``) as thinking's.
         - ``think="auto"`` is refused (:class:`InputError`): it decides per query from a search, so it
           belongs to a retriever (``DenseRetriever.search``), which has a corpus; so is any value that
           is not a bool.
@@ -192,8 +194,9 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
         queries = _check_queries([queries] if single else queries)
         show = show_progress if show_progress is not None else show_progress_bar
         if thoughts is not None:
+            weight = self._think_config(plain_weight=plain_weight).plain_weight
             vecs, _ = self._embed_given_thoughts(queries, [thoughts] if single and isinstance(thoughts, str)
-                                                 else thoughts, batch_size, show)
+                                                 else thoughts, batch_size, show, weight)
         elif not think:
             seqs = [self.template.query_ids(q, None)[0] for q in queries]
             vecs = self.embed_ids(seqs, batch_size=batch_size, show_progress=show, desc="queries")
@@ -202,10 +205,10 @@ class O1Embedder(FingerprintMixin, PoolingMixin, ThinkingMixin, SentenceTransfor
                                      max_new_tokens=max_new_tokens, seed=seed,
                                      repetition_penalty=repetition_penalty,
                                      no_repeat_ngram_size=no_repeat_ngram_size, exit_eps=exit_eps,
-                                     exit_every=exit_every, exit_patience=exit_patience)
+                                     exit_every=exit_every, exit_patience=exit_patience, plain_weight=plain_weight)
             _, per_sample = self._think(queries, cfg, embed=True, batch_size=batch_size, show_progress=show)
             assert per_sample is not None
-            vecs = self._pool(per_sample)
+            vecs = self._pool(per_sample, queries, cfg.plain_weight, batch_size=batch_size)
         return _st_output(vecs, single=single, convert_to_numpy=convert_to_numpy,
                           convert_to_tensor=convert_to_tensor, normalize_embeddings=normalize_embeddings,
                           device=device)

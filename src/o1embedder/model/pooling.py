@@ -19,12 +19,24 @@ def _progress(total: int, desc: str, show: bool | None) -> Any:
     return tqdm(total=total, desc=desc, unit="it", disable=not progress_enabled(show if show is not None else total >= 10))
 
 
+def blend_plain(pooled: np.ndarray, plain: np.ndarray, weight: float, *, normalize: bool = True) -> np.ndarray:
+    """[Q, H] thinking vectors with the queries' no-thinking vectors mixed in: ``weight * plain + (1 -
+    weight) * pooled``, re-normalised if ``normalize`` (``ThinkConfig.plain_weight``)."""
+    if not weight:
+        return pooled
+    out = weight * np.asarray(plain, np.float32) + (1.0 - weight) * np.asarray(pooled, np.float32)
+    if normalize:
+        out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+    return out.astype(np.float32)
+
+
 class PoolingMixin:
     """:class:`~o1embedder.model.O1Embedder`'s vectors from id sequences, and their pooling."""
 
     model: Any
     tokenizer: Any
     settings: Any
+    template: Any
 
     def _decoder(self) -> Any:
         return self.model.get_decoder()
@@ -55,9 +67,23 @@ class PoolingMixin:
                 bar.update(len(idx))
         return out
 
-    def _pool(self, per_sample: np.ndarray) -> np.ndarray:
-        """[Q, n, H] sample vectors -> [Q, H] query vectors."""
-        return self._mean_of_normalised(per_sample) if self.settings.normalize else per_sample.mean(1)
+    def _pool(self, per_sample: np.ndarray, queries: Sequence[str] = (), plain_weight: float = 0.0, *,
+              batch_size: int = 32) -> np.ndarray:
+        """[Q, n, H] sample vectors -> [Q, H] query vectors; with ``plain_weight`` > 0 (``ThinkConfig``)
+        blended with the ``queries``' no-thinking vectors (one forward each)."""
+        pooled = self._mean_of_normalised(per_sample) if self.settings.normalize else per_sample.mean(1)
+        return self._blend(pooled, queries, plain_weight, batch_size=batch_size)
+
+    def _blend(self, pooled: np.ndarray, queries: Sequence[str], plain_weight: float, *,
+               batch_size: int = 32) -> np.ndarray:
+        """``w * plain + (1 - w) * pooled`` ([Q, H]), re-normalised when the model normalises."""
+        if not plain_weight:
+            return pooled
+        if len(queries) != len(pooled):
+            raise ValueError(f"plain_weight needs the {len(pooled)} queries, got {len(queries)}")
+        plain = self.embed_ids([self.template.query_ids(q, None)[0] for q in queries], batch_size=batch_size,
+                               show_progress=False, desc="queries")
+        return blend_plain(pooled, plain, plain_weight, normalize=self.settings.normalize)
 
     @staticmethod
     def _mean_of_normalised(vectors: np.ndarray) -> np.ndarray:

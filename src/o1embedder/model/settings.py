@@ -65,6 +65,10 @@ class ThinkConfig:
     """Thought tokens between two early-exit checks (each feeds ``[EOS, <emb>]`` once on the side)."""
     exit_patience: int = 2
     """Consecutive converged checks that stop a thought."""
+    plain_weight: float = 0.0
+    """Weight of the query's own no-thinking vector in its thinking vector: ``w * plain + (1 - w) *
+    pooled thoughts`` (re-normalised when the model normalises), as HyDE keeps the query beside its
+    generated documents; 0 = the paper's vector (the thoughts' alone). Thoughts do not depend on it."""
 
     def validate(self) -> ThinkConfig:
         if not isinstance(self.n_thoughts, int) or self.n_thoughts < 1:
@@ -87,6 +91,8 @@ class ThinkConfig:
             raise InputError(f"exit_every must be an integer >= 1, got {self.exit_every!r}")
         if not _count(self.exit_patience, 1):
             raise InputError(f"exit_patience must be an integer >= 1, got {self.exit_patience!r}")
+        if not _number(self.plain_weight) or not 0 <= self.plain_weight < 1:
+            raise InputError(f"plain_weight must be in [0, 1) (0 = off), got {self.plain_weight!r}")
         return self
 
 

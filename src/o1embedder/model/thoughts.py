@@ -150,7 +150,8 @@ class ThinkingMixin:
               top_p: float | None = None, max_new_tokens: int | None = None, seed: int | None = None,
               repetition_penalty: float | None = None, no_repeat_ngram_size: int | None = None,
               exit_eps: float | None = None, exit_every: int | None = None, exit_patience: int | None = None,
-              embed: bool = True, batch_size: int = 16, show_progress: bool | None = None) -> Thoughts:
+              plain_weight: float | None = None, embed: bool = True, batch_size: int = 16,
+              show_progress: bool | None = None) -> Thoughts:
         """Think once for every query and keep everything: thought ids, texts and per-sample vectors.
 
         For callers that store thoughts (a thought cache) or need each sample's vector. The ids are
@@ -162,11 +163,12 @@ class ThinkingMixin:
         cfg = self._think_config(n_thoughts=n_thoughts, temperature=temperature, top_p=top_p,
                                  max_new_tokens=max_new_tokens, seed=seed, repetition_penalty=repetition_penalty,
                                  no_repeat_ngram_size=no_repeat_ngram_size, exit_eps=exit_eps,
-                                 exit_every=exit_every, exit_patience=exit_patience)
+                                 exit_every=exit_every, exit_patience=exit_patience, plain_weight=plain_weight)
         ids, vectors, stopped = self._think_all(queries, cfg, embed=embed, batch_size=batch_size,
                                                 show_progress=show_progress)
         return Thoughts(ids=ids, texts=self._decode(ids), vectors=vectors,
-                        pooled=None if vectors is None else self._pool(vectors),
+                        pooled=None if vectors is None else self._pool(vectors, queries, cfg.plain_weight,
+                                                                       batch_size=batch_size),
                         lengths=[[len(t) for t in per] for per in ids], stopped=stopped)
 
     def _decode(self, thought_ids: list[list[list[int]]]) -> list[list[str]]:
@@ -190,7 +192,7 @@ class ThinkingMixin:
         return self._decode(ids)
 
     def _embed_given_thoughts(self, queries: list[str], thoughts: Sequence[Any], batch_size: int,
-                              show_progress: bool | None) -> tuple[np.ndarray, list[list[str]]]:
+                              show_progress: bool | None, plain_weight: float = 0.0) -> tuple[np.ndarray, list[list[str]]]:
         if len(thoughts) != len(queries):
             raise InputError(f"got {len(thoughts)} thoughts for {len(queries)} queries")
         per_query = [[t] if isinstance(t, str) else list(t) for t in thoughts]
@@ -209,6 +211,7 @@ class ThinkingMixin:
             out /= np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
         else:
             out /= np.bincount(owner, minlength=len(queries))[:, None]
+        out = self._blend(out, queries, plain_weight, batch_size=batch_size)
         texts = [[t if isinstance(t, str) else self.tokenizer.decode(t, skip_special_tokens=True).strip()
                   for t in ts] for ts in per_query]
         return out, texts

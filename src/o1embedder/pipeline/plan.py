@@ -141,7 +141,8 @@ def plan(recipe: Recipe) -> str:
     control = "".join([f", repetition penalty {th.repetition_penalty:g}" if th.repetition_penalty != 1 else "",
                        f", no repeated {th.no_repeat_ngram_size}-grams" if th.no_repeat_ngram_size else "",
                        f", early exit {th.exit_eps:g} (every {th.exit_every} tokens, {th.exit_patience} in a row)"
-                       if th.exit_eps else ""])
+                       if th.exit_eps else "",
+                       f", no-thinking vector weighed {th.plain_weight:g} in" if th.plain_weight else ""])
     for split in recipe.splits:
         sets = len(recipe.eval_data) if split == "test" else sum(1 for e in recipe.train_data if e.validation.queries)
         stages.append((f"evaluate-{split}", f"{sets} set(s) x systems {', '.join(recipe.systems)}; LM indexes "

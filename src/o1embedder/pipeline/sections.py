@@ -77,6 +77,8 @@ class Thinking:
                               "between checks (0: off)", 0.0)
     exit_every: int = setting("early exit: tokens between checks", 8)
     exit_patience: int = setting("early exit: converged checks in a row that stop a thought", 2)
+    plain_weight: float = setting("weight of the query's no-thinking vector mixed into its thinking vector (0: the "
+                                  "paper's vector; thoughts do not depend on it)", 0.0)
     batch_size: int = setting("queries per thinking batch", 16)
 
     def sampling(self) -> dict[str, Any]:

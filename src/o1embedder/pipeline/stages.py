@@ -17,7 +17,9 @@ Where each setting acts (the rest of the recipe does not see it):
   ``contrastive-only``, which trains on the mined rows); the sampling settings (not ``k``) also the
   bolted-on thoughts for evaluation queries.
 - ``thinking.*``: the O1 models' thinking (kN rows), the contrastive-only model given those
-  thoughts, and latency; ``thinking.max_new_tokens`` also the RL rollouts.
+  thoughts, and latency; ``thinking.max_new_tokens`` also the RL rollouts. ``thinking.plain_weight``
+  mixes vectors, not thoughts: it redoes the rows that embed with thoughts, the policies and latency,
+  never the thoughts.
 - ``mining.*``, ``seed`` and the training sets' entries: everything but the retriever baselines and
   the ``base`` model's rows; a retriever's spec, whatever reads it (its index, the committee, mining).
 """
@@ -74,9 +76,9 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "expert-thoughts": _SAMPLING,
     "thoughts": _THINK,
     "result": ("device", "dtype"),
-    "latency": ("latency.queries", *_THINK),
+    "latency": ("latency.queries", *_THINK, "thinking.plain_weight"),
     "policy": ("policy.rows", "policy.negatives", "policy.sample", "policy.calibration", "policy.features",
-               "policy.l2", *_THINK, "seed"),
+               "policy.l2", *_THINK, "thinking.plain_weight", "seed"),
     "auto-share": ("policy.shares", "policy.share"),
 }
 """Stage kind -> the recipe settings it depends on itself (its inputs carry the rest; a stage adds the

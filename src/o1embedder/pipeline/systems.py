@@ -51,10 +51,10 @@ def _index_stage(run: Run, q: Queries, name: str, kind: str, upstream: list[Stag
 
 
 def _result_stage(run: Run, q: Queries, system: str, expert: str, upstream: list[Stage],
-                  inputs: dict[str, Any] | None = None) -> Stage:
+                  inputs: dict[str, Any] | None = None, settings: dict[str, Any] | None = None) -> Stage:
     return Stage(run.recipe, "result", evaluate.result_path(run.recipe, q.qs, system, expert),
                  name=f"result-{q.qs.split}-{q.qs.dataset}-{system}-{expert}", upstream=[*upstream, *q.upstream],
-                 inputs={**q.inputs, **(inputs or {})})
+                 inputs={**q.inputs, **(inputs or {})}, settings=settings)
 
 
 def _thoughts_stage(run: Run, q: Queries, name: str) -> Stage:
@@ -151,7 +151,9 @@ def _lm_systems(run: Run, q: Queries, name: str, bolted: dict[str, Any]) -> list
     searched = {"model": model.fingerprint, "index_model": idx.manifest.get("fingerprint")}
     loaded, results = None, []
     for system, expert, kind, payload in paths:
-        scored = _result_stage(run, q, system, expert, [made, *_needs(run, q, kind, payload)], searched)
+        # the rows that embed with thoughts mix in the no-thinking vector by thinking.plain_weight
+        mixed = {} if kind == "no-think" else {"thinking.plain_weight": recipe.thinking.plain_weight}
+        scored = _result_stage(run, q, system, expert, [made, *_needs(run, q, kind, payload)], searched, mixed)
         hit = evaluate.cached(scored)
         if hit is None:
             loaded = loaded if loaded is not None else _load(run, name)
@@ -184,7 +186,8 @@ def _vectors(run: Run, model: Any, q: Queries, kind: str, payload: Any) -> tuple
     else:                                      # kN: the mean of the first N of the n thoughts
         k = int(kind[1:])
         per_sample, _, seconds = _thoughts(run, q, payload, model)
-        return evaluate.pool(per_sample, k), seconds if k == run.recipe.thinking.n_thoughts else None
+        vectors, mixing = _thinking_vectors(run, model, q, per_sample, k)
+        return vectors, seconds + mixing if k == run.recipe.thinking.n_thoughts else None
     return vectors, time.perf_counter() - start
 
 
@@ -222,10 +225,24 @@ def _decider(run: Run, name: str, loaded: Any) -> auto.Decider:
     return auto.Decider.load(made.output)
 
 
+def _thinking_vectors(run: Run, model: Any, q: Queries, per_sample: Any, k: int) -> tuple[Any, float]:
+    """The kN query vectors as the model makes them (the mean of the first k thoughts, the no-thinking
+    vector mixed in by ``thinking.plain_weight``), and the seconds the mixing took."""
+    from ..model.pooling import blend_plain
+
+    pooled, weight = evaluate.pool(per_sample, k), run.recipe.thinking.plain_weight
+    if not weight:
+        return pooled, 0.0
+    start = time.perf_counter()
+    plain = model.encode_queries(list(q.qs.queries.values()), think=False, batch_size=run.recipe.indexing.batch_size)
+    return blend_plain(pooled, plain, weight), time.perf_counter() - start
+
+
 def _answers(run: Run, q: Queries, name: str, loaded: Any, decider: auto.Decider, idx: Any) -> auto.Answers:
     per_sample, _, _ = _thoughts(run, q, name, loaded)
-    return auto.answers(loaded, decider, q.qs.queries, q.qs.qrels, idx, evaluate.pool(per_sample, run.recipe.auto_k()),
-                        evaluate.DEPTH + 1, batch_size=run.recipe.indexing.batch_size)
+    vectors, _ = _thinking_vectors(run, loaded, q, per_sample, run.recipe.auto_k())
+    return auto.answers(loaded, decider, q.qs.queries, q.qs.qrels, idx, vectors, evaluate.DEPTH + 1,
+                        batch_size=run.recipe.indexing.batch_size)
 
 
 def auto_share(run: Run, name: str, loaded: Any) -> dict[str, Any]:

@@ -165,8 +165,9 @@ class O1Encoder:
         """What decides the thoughts besides the model's fingerprint: the think config, the template, and
         the numerics the model runs in (dtype, device type, decode path: a bf16 run may sample other
         tokens than a float32 one, so they never share cached thoughts)."""
-        return {**asdict(self.think_config), "template": self.model.settings.template.to_dict(),
-                **model_numerics(self.model)}
+        settings = asdict(self.think_config)
+        del settings["plain_weight"]                     # mixes the vector, not the thoughts
+        return {**settings, "template": self.model.settings.template.to_dict(), **model_numerics(self.model)}
 
     def cache(self) -> ThoughtCache | None:
         if self._cache_dir is False or self.think_config.seed is None:
@@ -223,6 +224,7 @@ class O1Encoder:
         cached = [q for q in unique if q not in vector]
         if cached:
             vecs = self.model.encode_queries(cached, thoughts=[found[q][1] for q in cached], batch_size=batch_size,
+                                             plain_weight=self.think_config.plain_weight,
                                              show_progress=False)
             vector.update(zip(cached, vecs))
         self.last_stats = {"generated": len(todo), "cached": len(cached)}

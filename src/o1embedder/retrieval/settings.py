@@ -73,6 +73,8 @@ class ThinkSettings:
     exit_every: int | None = setting("early exit: tokens between checks (unset: the model's)", None, flag="exit-every")
     exit_patience: int | None = setting("early exit: converged checks in a row that stop a thought (unset: the "
                                         "model's)", None, flag="exit-patience")
+    plain_weight: float | None = setting("weight of the query's no-thinking vector mixed into its thinking vector, "
+                                         "0 = off (unset: the model's)", None, flag="plain-weight")
     engine: str = setting(ENGINE_HELP, "one-pass", flag="think-engine")
     cache: str | None = setting("thought cache folder (unset: $O1EMB_CACHE/thoughts or ~/.cache/o1embedder/thoughts)",
                                 None, flag="cache")
@@ -107,7 +109,7 @@ class ThinkSettings:
     def overrides(self) -> dict[str, Any]:
         """ThinkConfig overrides (``None``: the model's own setting)."""
         keys = ("n_thoughts", "temperature", "top_p", "max_new_tokens", "seed", "repetition_penalty",
-                "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience")
+                "no_repeat_ngram_size", "exit_eps", "exit_every", "exit_patience", "plain_weight")
         return {**{k: getattr(self, k) for k in keys}, "engine": None if self.engine == "one-pass" else self.engine}
 
     def cache_dir(self) -> Any:

@@ -1,0 +1,98 @@
+"""The query's own no-thinking vector mixed into its thinking vector (``ThinkConfig.plain_weight``):
+the same blend on every path that makes a thinking vector (``think``, ``encode_queries``, given
+thoughts, the retriever's thought cache), thoughts untouched by it, saved with the model, and set from
+the command line."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from o1embedder.errors import InputError
+from o1embedder.model import O1Embedder, ThinkConfig
+from o1embedder.model.pooling import blend_plain
+
+QUERIES = ["who designed the tower in tokyo?", "why", "rivers and bridges bridges rivers", "vitamins"]
+SAMPLING = {"n_thoughts": 2, "temperature": 0.8, "max_new_tokens": 10, "seed": 3}
+
+
+def _expected(model: O1Embedder, weight: float) -> tuple[np.ndarray, object]:
+    """The blend computed by hand from the paper's vector and the no-thinking vector."""
+    paper = model.think(QUERIES, **SAMPLING, plain_weight=0.0)
+    plain = np.asarray(model.encode_queries(QUERIES, think=False), np.float64)
+    mixed = weight * plain + (1 - weight) * np.asarray(paper.pooled, np.float64)
+    return mixed / np.linalg.norm(mixed, axis=-1, keepdims=True), paper
+
+
+@pytest.mark.parametrize("weight", [0.25, 0.6])
+def test_every_thinking_path_gives_the_same_blend(tiny_qwen: O1Embedder, weight: float) -> None:
+    expected, paper = _expected(tiny_qwen, weight)
+    found = tiny_qwen.think(QUERIES, **SAMPLING, plain_weight=weight)
+    assert found.ids == paper.ids                                   # the thoughts do not depend on it
+    np.testing.assert_allclose(found.vectors, paper.vectors, atol=0)
+    np.testing.assert_allclose(found.pooled, expected, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(found.pooled, axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(tiny_qwen.encode_queries(QUERIES, **SAMPLING, plain_weight=weight), expected, atol=1e-5)
+    given = tiny_qwen.encode_queries(QUERIES, thoughts=found.ids, plain_weight=weight)
+    np.testing.assert_allclose(given, expected, atol=1e-4)
+    # the blend is neither of its parts
+    assert np.abs(found.pooled - paper.pooled).max() > 1e-3
+
+
+def test_zero_is_the_papers_vector_bitwise_and_the_model_default_applies(tiny_qwen: O1Embedder, tmp_path) -> None:
+    paper = tiny_qwen.think(QUERIES, **SAMPLING)
+    assert np.array_equal(tiny_qwen.think(QUERIES, **SAMPLING, plain_weight=0.0).pooled, paper.pooled)
+    model = copy.deepcopy(tiny_qwen)
+    model.settings.think = ThinkConfig(plain_weight=0.4)
+    model.save_pretrained(tmp_path / "m")
+    loaded = O1Embedder.from_pretrained(tmp_path / "m", device="cpu", dtype="float32")
+    assert loaded.settings.think.plain_weight == 0.4
+    expected, _ = _expected(loaded, 0.4)
+    np.testing.assert_allclose(loaded.think(QUERIES, **SAMPLING).pooled, expected, atol=1e-5)
+    np.testing.assert_allclose(loaded.encode_queries(QUERIES, **SAMPLING), expected, atol=1e-5)
+    # an explicit 0 overrides the saved weight
+    np.testing.assert_allclose(loaded.encode_queries(QUERIES, **SAMPLING, plain_weight=0.0), paper.pooled, atol=1e-6)
+    for bad in (-0.1, 1.0, "0.5", True):
+        with pytest.raises(InputError, match="plain_weight"):
+            ThinkConfig(plain_weight=bad).validate()
+
+
+def test_blend_without_normalisation_is_the_weighted_sum() -> None:
+    pooled, plain = np.array([[2.0, 0.0]], np.float32), np.array([[0.0, 4.0]], np.float32)
+    np.testing.assert_allclose(blend_plain(pooled, plain, 0.25, normalize=False), [[1.5, 1.0]])
+    np.testing.assert_allclose(blend_plain(pooled, plain, 0.25), [[0.8320503, 0.5547002]], atol=1e-6)
+    assert blend_plain(pooled, plain, 0.0) is pooled
+
+
+def test_the_thought_cache_is_shared_across_weights_and_gives_the_fresh_vector(tiny_qwen: O1Embedder,
+                                                                             tmp_path) -> None:
+    from o1embedder.retrieval.encoders import O1Encoder
+
+    options = {**SAMPLING}
+    fresh = O1Encoder(tiny_qwen, think_options={**options, "plain_weight": 0.5}, cache_dir=tmp_path)
+    first = fresh.encode_queries(QUERIES).vectors
+    assert fresh.last_stats == {"generated": 4, "cached": 0}
+    again = O1Encoder(tiny_qwen, think_options={**options, "plain_weight": 0.5}, cache_dir=tmp_path)
+    np.testing.assert_allclose(again.encode_queries(QUERIES).vectors, first, atol=1e-4)
+    assert again.last_stats == {"generated": 0, "cached": 4}
+    other = O1Encoder(tiny_qwen, think_options=options, cache_dir=tmp_path)       # the model's weight, 0
+    np.testing.assert_allclose(other.encode_queries(QUERIES).vectors, tiny_qwen.think(QUERIES, **SAMPLING).pooled,
+                               atol=1e-4)
+    assert other.last_stats == {"generated": 0, "cached": 4}                  # same thoughts, other mix
+    expected, _ = _expected(tiny_qwen, 0.5)
+    np.testing.assert_allclose(first, expected, atol=1e-5)
+
+
+def test_the_weight_reaches_the_command_line(tiny_qwen_path, capsys) -> None:
+    import yaml
+
+    from o1embedder.cli import main
+
+    assert main(["eval", "--model", "m", "--data", "d", "--plain-weight", "0.5", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["think"]["plain_weight"] == 0.5
+    with pytest.raises(SystemExit) as exc:                # think writes thoughts, it makes no vector
+        main(["think", "--model", str(tiny_qwen_path), "--plain-weight", "0.5", "why"])
+    assert exc.value.code == 2
+    assert "--plain-weight" in capsys.readouterr().err
