@@ -62,6 +62,11 @@ def test_a_plan_names_the_thought_controls_it_was_given(tmp_path: Path, capsys: 
     assert code == 0, err
     line = next(x for x in out.splitlines() if "evaluate-test" in x)
     assert line.endswith("no repeated 3-grams, early exit 0.05 (every 8 tokens, 2 in a row)"), line
+    assert "no-thinking vector" not in plain
+    code, out, err = _run(capsys, *args, "--set", "thinking.plain_weight=0.6")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if "evaluate-test" in x)
+    assert line.endswith("<= 128 tokens, no-thinking vector weighed 0.6 in"), line
 
 
 

@@ -96,3 +96,24 @@ def test_the_weight_reaches_the_command_line(tiny_qwen_path, capsys) -> None:
         main(["think", "--model", str(tiny_qwen_path), "--plain-weight", "0.5", "why"])
     assert exc.value.code == 2
     assert "--plain-weight" in capsys.readouterr().err
+
+
+def test_the_server_serves_the_weight_it_was_started_with(tiny_qwen_path) -> None:
+    """``o1emb serve --plain-weight`` sets the served model's weight (load_components' overrides):
+    ``/v1/embeddings`` for a thinking query answers the blend."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from o1embedder.serving import ServeSettings, create_app
+    from o1embedder.serving.server import load_components
+
+    parts = load_components(str(tiny_qwen_path), None, device="cpu", dtype="float32",
+                            think_overrides={"plain_weight": 0.5})
+    assert parts.model.settings.think.plain_weight == 0.5
+    app = create_app(parts.model, settings=ServeSettings(model_id="tiny", query_cache=0))
+    with TestClient(app) as client:
+        answer = client.post("/v1/embeddings", json={"input": QUERIES, "input_type": "query", **SAMPLING})
+    assert answer.status_code == 200, answer.text
+    served = np.array([row["embedding"] for row in answer.json()["data"]])
+    expected, _ = _expected(parts.model, 0.5)
+    np.testing.assert_allclose(served, expected, atol=1e-5)
