@@ -92,6 +92,11 @@ def test_the_weight_reaches_the_command_line(tiny_qwen_path, capsys) -> None:
 
     assert main(["eval", "--model", "m", "--data", "d", "--plain-weight", "0.5", "--print-config"]) == 0
     assert yaml.safe_load(capsys.readouterr().out)["think"]["plain_weight"] == 0.5
+    # the thought cache ignores the weight; what an eval report records of its generation does not
+    from o1embedder.retrieval.encoders import O1Encoder
+
+    encoder = O1Encoder(O1Embedder.from_pretrained(tiny_qwen_path), think_options={"plain_weight": 0.5})
+    assert encoder.generation_settings()["plain_weight"] == 0.5
     with pytest.raises(SystemExit) as exc:                # think writes thoughts, it makes no vector
         main(["think", "--model", str(tiny_qwen_path), "--plain-weight", "0.5", "why"])
     assert exc.value.code == 2

@@ -165,15 +165,16 @@ class O1Encoder:
         """What decides the thoughts besides the model's fingerprint: the think config, the template, and
         the numerics the model runs in (dtype, device type, decode path: a bf16 run may sample other
         tokens than a float32 one, so they never share cached thoughts)."""
-        settings = asdict(self.think_config)
-        del settings["plain_weight"]                     # mixes the vector, not the thoughts
-        return {**settings, "template": self.model.settings.template.to_dict(), **model_numerics(self.model)}
+        return {**asdict(self.think_config), "template": self.model.settings.template.to_dict(),
+                **model_numerics(self.model)}
 
     def cache(self) -> ThoughtCache | None:
         if self._cache_dir is False or self.think_config.seed is None:
             return None
         directory = default_cache_dir() if self._cache_dir is None else self._cache_dir
-        return ThoughtCache(directory, self.fingerprint(), self.generation_settings())
+        settings = self.generation_settings()
+        del settings["plain_weight"]                     # it mixes the vector, not the thoughts
+        return ThoughtCache(directory, self.fingerprint(), settings)
 
     def first_eos_logprob(self, queries: Sequence[str], *, batch_size: int = 32) -> np.ndarray:
         """The ``log_p_eos`` feature of the learned when-to-think policy (:func:`o1embedder.model.eos.first_eos_logprob`)."""
