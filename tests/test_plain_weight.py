@@ -122,3 +122,31 @@ def test_the_server_serves_the_weight_it_was_started_with(tiny_qwen_path) -> Non
     served = np.array([row["embedding"] for row in answer.json()["data"]])
     expected, _ = _expected(parts.model, 0.5)
     np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+class _Engine:
+    """A thought engine (``o1embedder.engines.ThoughtEngine``) writing fixed token ids: 3-6 tokens, then EOS."""
+
+    identity = "fixed"
+
+    def __init__(self, eos: int) -> None:
+        self.eos = eos
+
+    def write(self, prompts: list[list[int]], budgets: list[int], cfg, keys: list[int]) -> list[list[int]]:
+        return [[10 + (k + j) % 50 for j in range(3 + k % 4)] for k in keys]
+
+
+@pytest.mark.parametrize("source", ["static", "generic", "engine"])
+def test_the_blend_is_the_same_whoever_writes_the_thoughts(tiny_llama: O1Embedder, source: str) -> None:
+    model = copy.deepcopy(tiny_llama)
+    if source == "engine":
+        model.engine = _Engine(model.template.eos_id)
+    else:
+        model.decode = source
+    found = model.think(QUERIES, **SAMPLING, plain_weight=0.3)
+    if source == "engine":
+        assert found.ids == [[[10 + (k + j) % 50 for j in range(3 + k % 4)] for k in keys] for keys in
+                             O1Embedder.sample_keys(QUERIES, 2, 3).view(len(QUERIES), 2).tolist()]
+    paper = model.encode_queries(QUERIES, thoughts=found.ids, plain_weight=0.0)
+    plain = model.encode_queries(QUERIES, think=False)
+    np.testing.assert_allclose(found.pooled, blend_plain(paper, plain, 0.3), atol=1e-4)
