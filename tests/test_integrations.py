@@ -163,7 +163,7 @@ def test_mteb_revision_keys_the_thinking_settings(tiny_qwen) -> None:
     assert revision() == revision(n_thoughts=defaults.n_thoughts, temperature=defaults.temperature)  # effective
     others = [revision(n_thoughts=3, seed=4), revision(n_thoughts=2, seed=5), revision(n_thoughts=2, seed=4,
               temperature=0.5), revision(n_thoughts=2, seed=4, top_p=0.5), revision(n_thoughts=2, seed=4,
-              max_new_tokens=7), revision(think=False)]
+              max_new_tokens=7), revision(n_thoughts=2, seed=4, plain_weight=0.5), revision(think=False)]
     assert len({base, *others}) == len(others) + 1
     assert revision(think=False) == revision(think=False, n_thoughts=5)     # settings unused without thinking
     assert revision(revision="pinned") == "pinned"
