@@ -150,3 +150,20 @@ def test_the_blend_is_the_same_whoever_writes_the_thoughts(tiny_llama: O1Embedde
     paper = model.encode_queries(QUERIES, thoughts=found.ids, plain_weight=0.0)
     plain = model.encode_queries(QUERIES, think=False)
     np.testing.assert_allclose(found.pooled, blend_plain(paper, plain, 0.3), atol=1e-4)
+
+
+def test_every_command_that_embeds_queries_takes_the_weight(capsys) -> None:
+    """``--plain-weight`` as ``search`` and ``serve`` parse it reaches the thinking overrides they load the
+    model with; ``mine`` keeps it in its think section (``eval``: the test above)."""
+    import yaml
+
+    from o1embedder.cli import build_parser, main
+    from o1embedder.cli._common import generation_overrides
+
+    parser = build_parser()
+    for argv in (["search", "--index", "i", "q", "--plain-weight", "0.5"],
+                 ["serve", "--model", "m", "--plain-weight", "0.5"]):
+        assert generation_overrides(parser.parse_args(argv))["plain_weight"] == 0.5, argv[0]
+    assert main(["mine", "--data", "d", "--out", "o.jsonl", "--retriever", "m", "--plain-weight", "0.5",
+                 "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["think"]["plain_weight"] == 0.5
