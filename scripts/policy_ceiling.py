@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,17 +57,23 @@ def cross_validated(x: np.ndarray, labels: np.ndarray, *, folds: int = 6, repeat
     return out / repeats
 
 
+def feature_sets(encoder: O1Encoder, index: Any, queries: list[str],
+                 groups: Sequence[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The policy's raw features of ``queries`` for each group (comma-joined names), from the no-thinking
+    pass against ``index``, and the no-thinking vectors."""
+    plain = np.asarray(encoder.encode_queries(queries, think=False, show_progress=False).vectors, np.float32)
+    hits = [[s for _, s in h] for h in index.search(plain, TOP_N, show_progress=False)]
+    eos = encoder.first_eos_logprob(queries)
+    return {group: make_features(group.split(","), plain, hits, eos) for group in groups}, plain
+
+
 def folder_ceiling(run: Path, repeats: int) -> None:
     rows = [json.loads(line) for line in (run / "per-query.jsonl").read_text(encoding="utf-8").splitlines()]
     queries, delta = [r["query"] for r in rows], np.array([r["delta"] for r in rows], dtype=np.float64)
-    model = O1Embedder.from_pretrained(str(run / "model"))
-    encoder = O1Encoder(model, cache_dir=False)
-    plain = np.asarray(encoder.encode_queries(queries, think=False, show_progress=False).vectors, np.float32)
-    hits = [[s for _, s in h] for h in load_index(run / "index").search(plain, TOP_N)]
-    eos = encoder.first_eos_logprob(queries)
+    encoder = O1Encoder(O1Embedder.from_pretrained(str(run / "model")), cache_dir=False)
     family = np.array([[r["query_id"].startswith(f) for f in FAMILIES] for r in rows], dtype=np.float64)
-    sets = {name: make_features(name.split(","), plain, hits, eos)
-            for name in ("scores", "scores,eos", "vector", "scores,vector")}
+    sets, _ = feature_sets(encoder, load_index(run / "index"), queries,
+                           ("scores", "scores,eos", "vector", "scores,vector"))
     sets["template (demo only)"] = family
     print(f"{run.name}: {len(rows)} queries, thinking helps {int((delta > 0).sum())}, hurts {int((delta < 0).sum())}; "
           f"gain kept at shares {', '.join(map(str, SHARES))}")

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from policy_ceiling import cross_validated
+from policy_ceiling import cross_validated, feature_sets
 
 SHARES = (0.3, 0.5)
 GROUPS = ("scores", "eos", "vector", "scores,vector")
@@ -132,12 +132,7 @@ class Cell:
 
     def features(self, texts: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Each feature group's raw matrix, and the no-thinking vectors."""
-        from o1embedder.model.policy import TOP_N, make_features
-
-        plain = np.asarray(self.encoder.encode_queries(texts, think=False, show_progress=False).vectors, np.float32)
-        hits = [[s for _, s in h] for h in self.index.search(plain, TOP_N, show_progress=False)]
-        eos = self.encoder.first_eos_logprob(texts)
-        return {group: make_features(group.split(","), plain, hits, eos) for group in GROUPS}, plain
+        return feature_sets(self.encoder, self.index, texts, GROUPS)
 
     def train_labels(self, n: int, weight: float, seed: int = 0) -> tuple[list[str], np.ndarray]:
         """``n`` unused training queries of the dataset (seeded) and their gains, the model thinking with the
